@@ -1,0 +1,43 @@
+# The two set-up commands of the README: `make demo` and `make test`.
+# Both build a virtual environment in $(VENV), install torch first when it is missing (the
+# CPU wheel pinned by TORCH_SPEC; override it on machines that need another build), then the
+# package with the extras the target needs.
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_SPEC ?= torch==2.13.0
+TORCH_PIP_ARGS ?=
+PYTEST_ARGS ?= -n 2
+BIN := $(VENV)/bin
+
+.PHONY: demo test install install-dev lint benchmark clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.torch: | $(BIN)/python
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install $(TORCH_PIP_ARGS) "$(TORCH_SPEC)"
+	touch $@
+
+$(VENV)/.installed: pyproject.toml $(VENV)/.torch
+	$(BIN)/python -m pip install -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
+	$(BIN)/python -m pip install -e ".[dev]"
+	touch $@
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+demo: install
+	$(BIN)/python -m impute_dgm demo
+
+test: install-dev
+	$(BIN)/python -m ruff check impute_dgm tests benchmarks pipelines
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+benchmark: install-dev
+	$(BIN)/python benchmarks/imputation.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

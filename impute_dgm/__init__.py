@@ -1,0 +1,9 @@
+"""impute-dgm: deep generative models as scikit-learn estimators.
+
+Public estimators live at the top level; building blocks in the sub-packages.
+"""
+
+from impute_dgm.estimators import VAEImputer
+
+__all__ = ["VAEImputer"]
+__version__ = "0.1.0"

@@ -1,0 +1,130 @@
+"""Input checks that say which column is wrong, before torch ever sees the data."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.utils.validation import validate_data
+
+
+def _column_label(columns: Any, index: int) -> str:
+    if columns is not None:
+        return repr(columns[index])
+    return f"index {index}"
+
+
+def _column_list(columns: Any, indices: np.ndarray, limit: int = 5) -> str:
+    labels = [_column_label(columns, int(i)) for i in indices[:limit]]
+    more = len(indices) - limit
+    return ", ".join(labels) + (f" and {more} more" if more > 0 else "")
+
+
+def _check_strings(X: Any) -> None:
+    """Refuse text in numeric data, naming the first offending columns and a sample value."""
+    if isinstance(X, pd.DataFrame):
+        bad = []
+        for position, column in enumerate(X.columns):
+            series = X[column]
+            if pd.api.types.is_numeric_dtype(series.dtype) or pd.api.types.is_bool_dtype(
+                series.dtype
+            ):
+                continue
+            converted = pd.to_numeric(series, errors="coerce")
+            offending = series[converted.isna() & series.notna()]
+            if len(offending):
+                bad.append((position, offending.iloc[0]))
+        if bad:
+            where = ", ".join(f"{X.columns[p]!r} (e.g. {v!r})" for p, v in bad[:5])
+            raise ValueError(
+                f"Non-numeric values found in column(s) {where}. This estimator needs numeric "
+                "data: encode categories as numbers and use NaN for missing values."
+            )
+        return
+    array = np.asarray(X) if not hasattr(X, "dtype") else X
+    if getattr(array, "dtype", None) is not None and array.dtype.kind in "OUS" and array.ndim == 2:
+        for j in range(array.shape[1]):
+            for value in array[:, j]:
+                if value is None or isinstance(value, (int, float, np.number, bool)):
+                    continue
+                try:
+                    float(value)
+                except (TypeError, ValueError):
+                    raise ValueError(
+                        f"Non-numeric value {value!r} found in column index {j}. This estimator "
+                        "needs numeric data: encode categories as numbers and use NaN for "
+                        "missing values."
+                    ) from None
+
+
+def check_array_input(
+    estimator: Any,
+    X: Any,
+    *,
+    reset: bool,
+    allow_nan: bool = True,
+    forbid_all_missing_columns: bool = False,
+) -> np.ndarray:
+    """Validate ``X`` for ``estimator`` and return it as a float64 array (NaN = missing).
+
+    Wraps :func:`sklearn.utils.validation.validate_data` (feature count and names are checked
+    against ``fit`` when ``reset`` is False) and adds the checks it words too vaguely: text in
+    numeric columns, infinities and columns that are missing everywhere, each reported with the
+    column's name or index.
+
+    Parameters
+    ----------
+    estimator : estimator instance
+        The estimator whose ``n_features_in_`` / ``feature_names_in_`` are set or checked.
+    X : array-like of shape (n_samples, n_features)
+        Input data.
+    reset : bool
+        True in ``fit`` (record the features), False afterwards (compare against them).
+    allow_nan : bool, default=True
+        Whether NaN marks a missing value; if False, NaN is refused with a pointer to
+        ``VAEImputer``.
+    forbid_all_missing_columns : bool, default=False
+        Refuse columns with no observed value (used in ``fit``: nothing can be learned there).
+
+    Returns
+    -------
+    X : ndarray of shape (n_samples, n_features), dtype float64
+    """
+    _check_strings(X)
+    columns = getattr(X, "columns", None)
+    X = validate_data(
+        estimator,
+        X,
+        reset=reset,
+        dtype=np.float64,
+        ensure_all_finite=False,
+        ensure_min_samples=1,
+        ensure_min_features=1,
+        copy=False,
+    )
+    if columns is None and hasattr(estimator, "feature_names_in_"):
+        columns = estimator.feature_names_in_
+    infinite = np.isinf(X).any(axis=0)
+    if infinite.any():
+        raise ValueError(
+            "Input X contains infinity in column(s) "
+            f"{_column_list(columns, np.flatnonzero(infinite))}; use NaN to mark missing values."
+        )
+    missing = np.isnan(X)
+    if not allow_nan and missing.any():
+        raise ValueError(
+            "Input X contains NaN in column(s) "
+            f"{_column_list(columns, np.flatnonzero(missing.any(axis=0)))}. "
+            f"{type(estimator).__name__} needs complete data; impute it first, for example with "
+            "impute_dgm.VAEImputer."
+        )
+    if forbid_all_missing_columns:
+        empty = missing.all(axis=0)
+        if empty.any():
+            raise ValueError(
+                "Column(s) "
+                f"{_column_list(columns, np.flatnonzero(empty))} have no observed value; "
+                "drop them before fitting (nothing can be learned about them)."
+            )
+    return X

@@ -1,0 +1,101 @@
+"""Multilayer perceptrons and the Gaussian encoder q(z | x, m)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+from torch.distributions import Independent, Normal
+from torch.nn.functional import softplus
+
+
+class MLP(nn.Sequential):
+    """Fully connected network: ``Linear -> activation`` for each hidden width, then ``Linear``.
+
+    Parameters
+    ----------
+    in_features, out_features : int
+        Input and output widths.
+    hidden_dims : sequence of int
+        Widths of the hidden layers (may be empty: a single linear map).
+    activation : type of nn.Module, default=nn.Tanh
+        Activation between layers.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        hidden_dims: Sequence[int],
+        activation: type[nn.Module] = nn.Tanh,
+    ) -> None:
+        layers: list[nn.Module] = []
+        width = in_features
+        for hidden in hidden_dims:
+            layers += [nn.Linear(width, hidden), activation()]
+            width = hidden
+        layers.append(nn.Linear(width, out_features))
+        super().__init__(*layers)
+
+
+class GaussianEncoder(nn.Module):
+    """Amortised diagonal Gaussian posterior q(z | x, m).
+
+    The network sees the zero-filled data and, with ``mask_input``, the observation mask too, so
+    that a zero that was observed and a zero that fills a hole are told apart.
+
+    Parameters
+    ----------
+    n_features : int
+        Width of x.
+    latent_dim : int
+        Width of z.
+    hidden_dims : sequence of int
+        Hidden widths of the MLP.
+    mask_input : bool, default=True
+        Concatenate the mask to the input.
+    min_scale : float, default=1e-4
+        Lower bound on the posterior standard deviation (keeps log q finite).
+    """
+
+    def __init__(
+        self,
+        n_features: int,
+        latent_dim: int,
+        hidden_dims: Sequence[int],
+        mask_input: bool = True,
+        min_scale: float = 1e-4,
+    ) -> None:
+        super().__init__()
+        self.mask_input = mask_input
+        self.min_scale = min_scale
+        in_features = n_features * (2 if mask_input else 1)
+        self.net = MLP(in_features, 2 * latent_dim, hidden_dims)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> Independent:
+        inputs = torch.cat([x * mask, mask], dim=-1) if self.mask_input else x * mask
+        loc, raw_scale = self.net(inputs).chunk(2, dim=-1)
+        scale = softplus(raw_scale) + self.min_scale
+        return Independent(Normal(loc, scale, validate_args=False), 1, validate_args=False)
+
+
+def reparameterize(posterior: Independent, noise: torch.Tensor) -> torch.Tensor:
+    """Draw z = loc + scale * noise from a diagonal Gaussian with noise supplied by the caller.
+
+    ``Distribution.rsample`` draws from torch's global generator; taking the standard normal
+    noise as an argument lets training use a seeded generator, and lets evaluation share one set
+    of draws across rows (common random numbers), which makes scores and imputations of a row
+    independent of the other rows in the batch.
+
+    Parameters
+    ----------
+    posterior : Independent(Normal) with batch shape (B,) and event shape (L,)
+    noise : tensor broadcastable to (K, B, L)
+
+    Returns
+    -------
+    z : tensor of shape (K, B, L)
+    """
+    normal = posterior.base_dist
+    return normal.loc + normal.scale * noise

@@ -1,0 +1,134 @@
+"""What every torch-backed estimator shares: device, seeds, pickling, batched evaluation."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Iterator
+from numbers import Integral, Real
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+
+from impute_dgm._device import draw_seed, make_generator, resolve_device, seeded_torch
+from impute_dgm.training import Trainer
+
+
+class TorchEstimatorMixin:
+    """Shared machinery for estimators whose fitted state is a torch module in ``model_``.
+
+    Subclasses implement ``_build_model()``, which must rebuild the architecture from the
+    estimator's parameters and fitted attributes alone: pickling stores the ``state_dict`` on
+    the CPU and rebuilds the module on load, so a model trained on a GPU unpickles anywhere.
+    """
+
+    _torch_parameter_constraints: dict = {
+        "n_epochs": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "lr": [Interval(Real, 0, None, closed="neither")],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "device": [StrOptions({"auto", "cpu", "cuda", "mps"}), str, torch.device],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
+    # Held-out rows are only split off when there are at least this many rows in all.
+    _min_rows_for_validation = 10
+
+    def _build_model(self) -> torch.nn.Module:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # --- devices and seeds -------------------------------------------------------------
+    def _runtime_device(self) -> torch.device:
+        """The device to compute on now (falls back to the CPU for a GPU model moved here)."""
+        try:
+            return resolve_device(self.device)
+        except ValueError:
+            if getattr(self, "model_", None) is None:
+                raise
+            warnings.warn(
+                f"device={self.device!r} is not available here; computing on the CPU.",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            return torch.device("cpu")
+
+    def _start_fit(self) -> tuple[np.random.RandomState, torch.device]:
+        random_state = check_random_state(self.random_state)
+        device = resolve_device(self.device)
+        return random_state, device
+
+    def _build_seeded(self, seed: int, device: torch.device) -> torch.nn.Module:
+        with seeded_torch(seed, device):
+            return self._build_model().to(device)
+
+    def _train(
+        self,
+        loss: Callable,
+        evaluate: Callable,
+        data: tuple[torch.Tensor, ...],
+        random_state: np.random.RandomState,
+        device: torch.device,
+        description: str,
+    ):
+        """Split off validation rows (when early stopping), then run the shared Trainer."""
+        n_rows = data[0].shape[0]
+        validation = None
+        if self.early_stopping and n_rows >= self._min_rows_for_validation:
+            n_validation = max(1, math.ceil(self.validation_fraction * n_rows))
+            order = torch.as_tensor(random_state.permutation(n_rows), device=device)
+            validation = tuple(t[order[:n_validation]] for t in data)
+            data = tuple(t[order[n_validation:]] for t in data)
+        trainer = Trainer(
+            n_epochs=self.n_epochs,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            weight_decay=self.weight_decay,
+            patience=self.n_iter_no_change if validation is not None else None,
+            verbose=self.verbose,
+            callbacks=tuple(getattr(self, "callbacks", None) or ()),
+            description=description,
+        )
+        generator = make_generator(draw_seed(random_state), device)
+        return trainer.fit(self.model_, loss, data, generator, validation, evaluate)
+
+    def _eval_generator(self, device: torch.device) -> torch.Generator:
+        """A generator seeded the same way on every call: evaluation is deterministic."""
+        return make_generator(self._eval_seed, device)
+
+    @staticmethod
+    def _row_chunks(n_rows: int, rows_per_chunk: int) -> Iterator[slice]:
+        rows_per_chunk = max(1, rows_per_chunk)
+        for start in range(0, n_rows, rows_per_chunk):
+            yield slice(start, min(start + rows_per_chunk, n_rows))
+
+    # --- pickling ----------------------------------------------------------------------
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__() if hasattr(super(), "__getstate__") else self.__dict__
+        state = dict(state)
+        model = state.pop("model_", None)
+        if model is not None:
+            state["_model_state_dict"] = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        model_state = state.pop("_model_state_dict", None)
+        if hasattr(super(), "__setstate__"):
+            super().__setstate__(state)
+        else:  # pragma: no cover
+            self.__dict__.update(state)
+        if model_state is not None:
+            self.model_ = self._build_model()
+            self.model_.load_state_dict(model_state)
+            self.model_.to(self._runtime_device()).eval()
+
+
+class BaseTorchEstimator(TorchEstimatorMixin, BaseEstimator):
+    """Base class: scikit-learn's BaseEstimator plus the torch machinery."""

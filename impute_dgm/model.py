@@ -1,0 +1,113 @@
+"""The deep latent variable model shared by every VAE estimator.
+
+p(x, z) = p(z) p(x | z) with an amortised posterior q(z | x, m); each piece is a module that
+returns a ``torch.distributions`` object, and the model only combines their ``log_prob``s.
+Missing entries (m = 0) are zero-filled before the encoder and left out of log p(x | z), which
+is the MIWAE construction (Mattei & Frellsen, 2019).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.distributions import Distribution
+
+from impute_dgm.bounds import importance_weighted_bound, self_normalized_expectation
+from impute_dgm.distributions.likelihoods import Likelihood
+from impute_dgm.distributions.networks import MLP, GaussianEncoder, reparameterize
+from impute_dgm.distributions.priors import Prior
+
+
+@dataclass
+class ImportanceSamples:
+    """What one pass of importance sampling produces for a batch.
+
+    Attributes
+    ----------
+    z : tensor of shape (K, B, L)
+        Latent draws from q(z | x, m).
+    log_weights : tensor of shape (K, B)
+        log p(x_obs | z) + log p(z) - log q(z | x, m).
+    observation : Distribution with batch shape (K, B, D)
+        p(x | z) for each draw.
+    """
+
+    z: torch.Tensor
+    log_weights: torch.Tensor
+    observation: Distribution
+
+
+class DeepLatentVariableModel(nn.Module):
+    """Prior, encoder, decoder and likelihood, trained with the importance-weighted bound.
+
+    Parameters
+    ----------
+    n_features : int
+        Width of x.
+    latent_dim : int
+        Width of z.
+    hidden_dims : sequence of int
+        Hidden widths of both encoder and decoder MLPs.
+    likelihood : Likelihood
+        Observation model; the decoder outputs ``likelihood.n_params`` numbers per feature.
+    prior : Prior
+        p(z).
+    mask_input : bool, default=True
+        Whether the encoder sees the mask.
+    """
+
+    def __init__(
+        self,
+        n_features: int,
+        latent_dim: int,
+        hidden_dims: Sequence[int],
+        likelihood: Likelihood,
+        prior: Prior,
+        mask_input: bool = True,
+    ) -> None:
+        super().__init__()
+        self.n_features = n_features
+        self.latent_dim = latent_dim
+        self.prior = prior
+        self.likelihood = likelihood
+        self.encoder = GaussianEncoder(n_features, latent_dim, hidden_dims, mask_input)
+        self.decoder = MLP(latent_dim, n_features * likelihood.n_params, hidden_dims)
+
+    def observation_model(self, z: torch.Tensor) -> Distribution:
+        """p(x | z), element-wise over features."""
+        return self.likelihood(self.decoder(z))
+
+    def importance_samples(
+        self, x: torch.Tensor, mask: torch.Tensor, noise: torch.Tensor
+    ) -> ImportanceSamples:
+        """Draw z from q(z | x, m) with the given standard normal ``noise`` and weight it.
+
+        Parameters
+        ----------
+        x : tensor of shape (B, D)
+            Data, any value in missing entries (they are zero-filled here).
+        mask : tensor of shape (B, D)
+            1.0 where observed.
+        noise : tensor of shape (K, B, L) or (K, 1, L)
+            Standard normal draws; (K, 1, L) shares them across rows.
+        """
+        x = x * mask
+        posterior = self.encoder(x, mask)
+        z = reparameterize(posterior, noise)
+        observation = self.observation_model(z)
+        log_px = (observation.log_prob(x) * mask).sum(dim=-1)
+        log_weights = log_px + self.prior().log_prob(z) - posterior.log_prob(z)
+        return ImportanceSamples(z=z, log_weights=log_weights, observation=observation)
+
+    def bound(self, x: torch.Tensor, mask: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """The MIWAE bound on log p(x_obs) per row (K = noise.shape[0]; K = 1 is the ELBO)."""
+        return importance_weighted_bound(self.importance_samples(x, mask, noise).log_weights)
+
+    def impute(self, x: torch.Tensor, mask: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """Self-normalised importance sampling estimate of E[x | x_obs], shape (B, D)."""
+        samples = self.importance_samples(x, mask, noise)
+        conditional_means = self.likelihood.mean(samples.observation)
+        return self_normalized_expectation(samples.log_weights, conditional_means)

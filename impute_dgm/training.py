@@ -1,0 +1,172 @@
+"""The one training loop: mini-batches, Adam, early stopping on held-out rows, progress, callbacks.
+
+Every estimator hands the :class:`Trainer` a model, a loss (a callable on a mini-batch) and
+its data tensors; the loop knows nothing about VAEs or flows.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+
+class Callback(Protocol):
+    """Called at the end of every epoch with the epoch number and the logged values."""
+
+    def __call__(self, epoch: int, logs: dict[str, float]) -> None: ...
+
+
+Loss = Callable[[Sequence[torch.Tensor], torch.Generator], torch.Tensor]
+Evaluate = Callable[[Sequence[torch.Tensor]], float]
+
+
+@dataclass
+class TrainingHistory:
+    """Per-epoch record of a fit.
+
+    Attributes
+    ----------
+    train_loss : list of float
+        Mean training loss per epoch.
+    validation_loss : list of float
+        Held-out loss per epoch (empty without validation).
+    best_epoch : int
+        Epoch whose weights were kept (last epoch without validation).
+    stopped_early : bool
+        Whether early stopping ended the fit.
+    seconds : float
+        Wall-clock time of the loop.
+    """
+
+    train_loss: list[float] = field(default_factory=list)
+    validation_loss: list[float] = field(default_factory=list)
+    best_epoch: int = -1
+    stopped_early: bool = False
+    seconds: float = 0.0
+
+
+@dataclass
+class Trainer:
+    """Adam on mini-batches with early stopping on a validation loss.
+
+    Parameters
+    ----------
+    n_epochs : int
+        Maximum passes over the training rows.
+    batch_size : int
+        Rows per step (capped at the number of training rows).
+    lr : float
+        Adam learning rate.
+    weight_decay : float, default=0.0
+        Adam weight decay.
+    patience : int or None, default=None
+        Stop after this many epochs without a validation improvement; None trains all epochs.
+    verbose : int, default=0
+        0 silent, >=1 a tqdm bar over epochs.
+    callbacks : sequence of Callback
+        Called after each epoch with ``{"train_loss": ..., "validation_loss": ...}``.
+    description : str, default="training"
+        Label of the progress bar.
+    """
+
+    n_epochs: int
+    batch_size: int
+    lr: float
+    weight_decay: float = 0.0
+    patience: int | None = None
+    verbose: int = 0
+    callbacks: Sequence[Callback] = ()
+    description: str = "training"
+
+    def fit(
+        self,
+        model: nn.Module,
+        loss: Loss,
+        train_data: Sequence[torch.Tensor],
+        generator: torch.Generator,
+        validation_data: Sequence[torch.Tensor] | None = None,
+        evaluate: Evaluate | None = None,
+    ) -> TrainingHistory:
+        """Train ``model`` in place and return its history.
+
+        Parameters
+        ----------
+        model : nn.Module
+            Its parameters are optimised; with validation, the best weights are restored.
+        loss : callable (batch, generator) -> scalar tensor
+            Mean loss on a mini-batch (a tuple of row-aligned tensors).
+        train_data : sequence of tensors
+            Row-aligned tensors on the model's device.
+        generator : torch.Generator
+            Drives shuffling and whatever randomness ``loss`` draws.
+        validation_data : sequence of tensors, optional
+            Held-out rows for early stopping.
+        evaluate : callable (data) -> float, optional
+            Validation loss; required with ``validation_data``.
+        """
+        history = TrainingHistory()
+        start = time.perf_counter()
+        optimizer = torch.optim.Adam(model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        n_rows = train_data[0].shape[0]
+        batch_size = max(1, min(self.batch_size, n_rows))
+        n_batches = math.ceil(n_rows / batch_size)
+        use_validation = validation_data is not None and evaluate is not None
+        best_loss, best_state, epochs_without_improvement = math.inf, None, 0
+        progress = tqdm(
+            range(self.n_epochs), desc=self.description, disable=self.verbose < 1, leave=False
+        )
+        for epoch in progress:
+            model.train()
+            order = torch.randperm(n_rows, generator=generator, device=generator.device)
+            total = 0.0
+            for b in range(n_batches):
+                index = order[b * batch_size : (b + 1) * batch_size]
+                batch_loss = loss([tensor[index] for tensor in train_data], generator)
+                optimizer.zero_grad(set_to_none=True)
+                batch_loss.backward()
+                optimizer.step()
+                total += float(batch_loss.detach()) * len(index)
+            logs = {"train_loss": total / n_rows}
+            history.train_loss.append(logs["train_loss"])
+            if use_validation:
+                model.eval()
+                with torch.no_grad():
+                    logs["validation_loss"] = float(evaluate(validation_data))
+                history.validation_loss.append(logs["validation_loss"])
+                if logs["validation_loss"] < best_loss:
+                    best_loss, epochs_without_improvement = logs["validation_loss"], 0
+                    best_state = copy.deepcopy(model.state_dict())
+                    history.best_epoch = epoch
+                else:
+                    epochs_without_improvement += 1
+            for callback in self.callbacks:
+                callback(epoch, logs)
+            progress.set_postfix({k: f"{v:.4g}" for k, v in logs.items()}, refresh=False)
+            if not all(math.isfinite(v) for v in logs.values()):
+                raise FloatingPointError(
+                    f"The training loss became {logs} at epoch {epoch}; lower lr or raise the "
+                    "likelihood's min_scale."
+                )
+            if (
+                use_validation
+                and self.patience is not None
+                and epochs_without_improvement >= self.patience
+            ):
+                history.stopped_early = True
+                break
+        progress.close()
+        if best_state is not None:
+            model.load_state_dict(best_state)
+        else:
+            history.best_epoch = len(history.train_loss) - 1
+        model.eval()
+        history.seconds = time.perf_counter() - start
+        return history
