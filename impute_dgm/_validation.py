@@ -46,7 +46,8 @@ def _check_strings(X: Any) -> None:
     if getattr(array, "dtype", None) is not None and array.dtype.kind in "OUS" and array.ndim == 2:
         for j in range(array.shape[1]):
             for value in array[:, j]:
-                if value is None or isinstance(value, (int, float, np.number, bool)):
+                # Only text is reported here; other objects get numpy's own TypeError.
+                if not isinstance(value, (str, bytes, np.str_, np.bytes_)):
                     continue
                 try:
                     float(value)

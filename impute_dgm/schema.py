@@ -34,7 +34,9 @@ class ObservedScaler:
             return self
         self.location_ = np.nan_to_num(np.nanmean(X, axis=0))
         spread = np.nan_to_num(np.nanstd(X, axis=0))
-        self.scale_ = np.where(spread > 1e-12 * np.maximum(1.0, np.abs(self.location_)), spread, 1.0)
+        self.scale_ = np.where(
+            spread > 1e-12 * np.maximum(1.0, np.abs(self.location_)), spread, 1.0
+        )
         return self
 
     def transform(self, X: np.ndarray) -> np.ndarray:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import warnings
 from collections.abc import Callable, Iterator
@@ -103,6 +104,17 @@ class TorchEstimatorMixin:
         """A generator seeded the same way on every call: evaluation is deterministic."""
         return make_generator(self._eval_seed, device)
 
+    def _evaluation_model(self, device: torch.device) -> tuple[torch.nn.Module, torch.dtype]:
+        """The fitted module as used for evaluation, and the dtype to feed it.
+
+        On the CPU, evaluation runs on a float64 copy: it costs little there, and it keeps a
+        row's score or imputation independent of which rows share its batch (float32 matrix
+        products round differently with the batch shape). On accelerators, float32 is kept.
+        """
+        if device.type == "cpu":
+            return copy.deepcopy(self.model_).double(), torch.float64
+        return self.model_, torch.float32
+
     @staticmethod
     def _row_chunks(n_rows: int, rows_per_chunk: int) -> Iterator[slice]:
         rows_per_chunk = max(1, rows_per_chunk)
@@ -115,7 +127,9 @@ class TorchEstimatorMixin:
         state = dict(state)
         model = state.pop("model_", None)
         if model is not None:
-            state["_model_state_dict"] = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+            state["_model_state_dict"] = {
+                k: v.detach().cpu() for k, v in model.state_dict().items()
+            }
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:

@@ -49,7 +49,7 @@ class VAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseTorchEstimator):
         Importance samples per row in ``transform`` and ``score_samples``.
     mask_input : bool, default=True
         Whether the encoder sees the missingness mask beside the zero-filled data.
-    n_epochs : int, default=500
+    n_epochs : int, default=300
         Maximum passes over the training rows.
     batch_size : int, default=64
         Rows per Adam step.
@@ -57,9 +57,11 @@ class VAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseTorchEstimator):
         Adam learning rate.
     weight_decay : float, default=0.0
         Adam weight decay.
-    early_stopping : bool, default=True
+    early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the rows, stop when their bound has not improved for
-        ``n_iter_no_change`` epochs, and keep the best weights (needs at least 10 rows).
+        ``n_iter_no_change`` epochs, and keep the best weights (needs at least 10 rows). Off by
+        default: on breast cancer with 50% missing, the held-out bound peaks long before the
+        imputations stop improving (RMSE 0.57 with early stopping, 0.54 after 300 epochs).
     validation_fraction : float, default=0.1
         Share of rows held out for early stopping.
     n_iter_no_change : int, default=30
@@ -126,11 +128,11 @@ class VAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseTorchEstimator):
         n_importance: int = 20,
         n_eval_samples: int = 1000,
         mask_input: bool = True,
-        n_epochs: int = 500,
+        n_epochs: int = 300,
         batch_size: int = 64,
         lr: float = 1e-3,
         weight_decay: float = 0.0,
-        early_stopping: bool = True,
+        early_stopping: bool = False,
         validation_fraction: float = 0.1,
         n_iter_no_change: int = 30,
         device: str | torch.device = "auto",
@@ -173,12 +175,14 @@ class VAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseTorchEstimator):
             mask_input=self.mask_input,
         )
 
-    def _to_tensors(self, X: np.ndarray, device: torch.device) -> tuple[torch.Tensor, ...]:
+    def _to_tensors(
+        self, X: np.ndarray, device: torch.device, dtype: torch.dtype = torch.float32
+    ) -> tuple[torch.Tensor, ...]:
         observed = ~np.isnan(X)
         scaled = np.where(observed, self.scaler_.transform(np.nan_to_num(X)), 0.0)
         return (
-            torch.as_tensor(scaled, dtype=torch.float32, device=device),
-            torch.as_tensor(observed, dtype=torch.float32, device=device),
+            torch.as_tensor(scaled, dtype=dtype, device=device),
+            torch.as_tensor(observed, dtype=dtype, device=device),
         )
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -233,17 +237,18 @@ class VAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseTorchEstimator):
         result does not depend on which other rows share its batch, and repeated calls agree.
         """
         device = self._runtime_device()
+        model, dtype = self._evaluation_model(device)
         n_samples = self.n_eval_samples
         noise = torch.randn(
             n_samples, 1, self.latent_dim, generator=self._eval_generator(device), device=device
-        )
-        width = max(self.n_features_in_ * self.model_.likelihood.n_params, *self.hidden_dims, 1)
+        ).to(dtype)
+        width = max(self.n_features_in_ * model.likelihood.n_params, *self.hidden_dims, 1)
         rows_per_chunk = (1 << 22) // (n_samples * width)
-        x_all, mask_all = self._to_tensors(X, device)
+        x_all, mask_all = self._to_tensors(X, device, dtype)
         results = []
         with torch.no_grad():
             for rows in self._row_chunks(X.shape[0], rows_per_chunk):
-                results.append(compute(self.model_, x_all[rows], mask_all[rows], noise))
+                results.append(compute(model, x_all[rows], mask_all[rows], noise))
         return results
 
     def transform(self, X):

@@ -1,0 +1,55 @@
+"""Helpers shared by the benchmark scripts: environment record, table printing, JSON output."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from pathlib import Path
+
+import numpy as np
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def environment() -> dict:
+    import sklearn
+    import torch
+
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "scikit-learn": sklearn.__version__,
+        "numpy": np.__version__,
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "machine": platform.machine(),
+    }
+
+
+def summarise(values: list[float]) -> dict:
+    array = np.asarray(values, dtype=float)
+    return {
+        "mean": float(array.mean()),
+        "sd": float(array.std(ddof=1)) if len(array) > 1 else 0.0,
+        "values": [float(v) for v in array],
+    }
+
+
+def print_table(rows: list[dict], columns: list[tuple[str, str]]) -> None:
+    """Print ``rows`` (dicts) as a Markdown table with ``columns`` = [(key, header), ...]."""
+    headers = [header for _, header in columns]
+    body = [[str(row[key]) for key, _ in columns] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in body)) for i, h in enumerate(headers)]
+    line = "| " + " | ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)) + " |"
+    print(line)
+    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for r in body:
+        print("| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |")
+
+
+def write_json(name: str, payload: dict) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / name
+    path.write_text(json.dumps(payload, indent=2) + "\n")
+    return path

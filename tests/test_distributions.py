@@ -1,0 +1,97 @@
+"""Observation models, the prior and the encoder's reparameterisation."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from impute_dgm.distributions import (
+    BernoulliLikelihood,
+    GaussianEncoder,
+    GaussianLikelihood,
+    StandardNormalPrior,
+    StudentTLikelihood,
+    make_likelihood,
+    make_prior,
+)
+from impute_dgm.distributions.networks import reparameterize
+
+
+def test_gaussian_variance_floor_bounds_the_likelihood():
+    likelihood = GaussianLikelihood(min_scale=0.05)
+    # The decoder pushes the scale towards zero and puts the mean on the data point.
+    params = torch.cat([torch.zeros(1, 3), torch.full((1, 3), -1e4)], dim=-1)
+    distribution = likelihood(params)
+    assert torch.all(distribution.scale >= 0.05)
+    ceiling = -math.log(0.05 * math.sqrt(2 * math.pi))
+    assert torch.all(distribution.log_prob(torch.zeros(1, 3)) <= ceiling + 1e-6)
+
+
+def test_student_t_mean_exists_and_is_the_location():
+    likelihood = StudentTLikelihood(min_df=3.0)
+    params = torch.randn(5, 3 * 4)
+    distribution = likelihood(params)
+    assert torch.all(distribution.df > 3.0)
+    assert torch.equal(likelihood.mean(distribution), distribution.loc)
+    with pytest.raises(ValueError, match="min_df"):
+        StudentTLikelihood(min_df=1.0)
+
+
+def test_bernoulli_log_prob_and_support_check():
+    likelihood = BernoulliLikelihood()
+    logits = torch.tensor([[0.0, 2.0]])
+    distribution = likelihood(logits)
+    expected = math.log(0.5) + math.log(1 / (1 + math.exp(-2.0)))
+    assert distribution.log_prob(torch.tensor([[1.0, 1.0]])).sum().item() == pytest.approx(expected)
+    likelihood.check_data(np.array([[0.0, 1.0], [np.nan, 1.0]]))
+    with pytest.raises(ValueError, match="binary"):
+        likelihood.check_data(np.array([[0.5, 1.0]]))
+
+
+def test_make_likelihood_and_prior_by_name():
+    assert isinstance(make_likelihood("student_t"), StudentTLikelihood)
+    custom = GaussianLikelihood(min_scale=0.2)
+    assert make_likelihood(custom) is custom
+    with pytest.raises(ValueError, match="poisson"):
+        make_likelihood("poisson")
+    with pytest.raises(ValueError, match="prior"):
+        make_prior("nope", 2)
+
+
+def test_standard_prior_normalises_and_samples_match():
+    prior = StandardNormalPrior(latent_dim=1)()
+    grid = torch.linspace(-10, 10, 20001)[:, None]
+    mass = torch.trapezoid(prior.log_prob(grid).exp(), grid[:, 0]).item()
+    assert mass == pytest.approx(1.0, abs=1e-6)
+    torch.manual_seed(0)
+    draws = StandardNormalPrior(latent_dim=3)().sample((20000,))
+    assert draws.mean(0).abs().max() < 0.05
+    assert (draws.std(0) - 1).abs().max() < 0.05
+
+
+def test_reparameterize_draws_from_the_posterior():
+    encoder = GaussianEncoder(n_features=4, latent_dim=2, hidden_dims=(8,))
+    x = torch.randn(3, 4)
+    mask = torch.ones(3, 4)
+    posterior = encoder(x, mask)
+    noise = torch.randn(50000, 1, 2, generator=torch.Generator().manual_seed(0))
+    z = reparameterize(posterior, noise)
+    assert z.shape == (50000, 3, 2)
+    loc, scale = posterior.base_dist.loc.detach(), posterior.base_dist.scale.detach()
+    assert torch.allclose(z.mean(0).detach(), loc, atol=5 * scale.max().item() / 200)
+    assert torch.allclose(z.std(0).detach(), scale, rtol=0.03)
+
+
+def test_encoder_tells_observed_zero_from_missing():
+    torch.manual_seed(0)
+    encoder = GaussianEncoder(n_features=3, latent_dim=2, hidden_dims=(8,), mask_input=True)
+    x = torch.zeros(1, 3)
+    observed = encoder(x, torch.ones(1, 3)).base_dist.loc
+    missing = encoder(x, torch.tensor([[1.0, 0.0, 1.0]])).base_dist.loc
+    assert not torch.allclose(observed, missing)
+    blind = GaussianEncoder(n_features=3, latent_dim=2, hidden_dims=(8,), mask_input=False)
+    assert torch.allclose(
+        blind(x, torch.ones(1, 3)).base_dist.loc,
+        blind(x, torch.tensor([[1.0, 0.0, 1.0]])).base_dist.loc,
+    )

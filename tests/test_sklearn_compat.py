@@ -1,0 +1,16 @@
+"""scikit-learn's own conformance suite, run on small but real fits."""
+
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from impute_dgm import VAEImputer
+
+# Small networks and few epochs keep each of the ~50 checks to a fraction of a second; the
+# checks test the estimator contract, not the quality of the fit.
+FAST_IMPUTER = VAEImputer(
+    hidden_dims=(16,), latent_dim=2, n_epochs=3, n_eval_samples=20, random_state=0
+)
+
+
+@parametrize_with_checks([FAST_IMPUTER])
+def test_sklearn_compatible_estimator(estimator, check):
+    check(estimator)
