@@ -33,7 +33,8 @@ demo: install
 	$(BIN)/python -m impute_dgm demo
 
 test: install-dev
-	$(BIN)/python -m ruff check impute_dgm tests benchmarks pipelines
+	$(BIN)/python -m ruff check .
+	$(BIN)/python -m ruff format --check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 benchmark: install-dev

@@ -69,6 +69,9 @@ class Trainer:
         Adam weight decay.
     patience : int or None, default=None
         Stop after this many epochs without a validation improvement; None trains all epochs.
+    lr_schedule : {"constant", "cosine"}, default="constant"
+        "cosine" anneals the learning rate per step from ``lr`` to ``lr / 100`` over
+        ``n_epochs`` (Loshchilov & Hutter, 2017).
     verbose : int, default=0
         0 silent, >=1 a tqdm bar over epochs.
     callbacks : sequence of Callback
@@ -82,6 +85,7 @@ class Trainer:
     lr: float
     weight_decay: float = 0.0
     patience: int | None = None
+    lr_schedule: str = "constant"
     verbose: int = 0
     callbacks: Sequence[Callback] = ()
     description: str = "training"
@@ -118,6 +122,13 @@ class Trainer:
         n_rows = train_data[0].shape[0]
         batch_size = max(1, min(self.batch_size, n_rows))
         n_batches = math.ceil(n_rows / batch_size)
+        scheduler = None
+        if self.lr_schedule == "cosine":
+            scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+                optimizer, T_max=self.n_epochs * n_batches, eta_min=self.lr / 100
+            )
+        elif self.lr_schedule != "constant":
+            raise ValueError(f"lr_schedule={self.lr_schedule!r} is not 'constant' or 'cosine'.")
         use_validation = validation_data is not None and evaluate is not None
         best_loss, best_state, epochs_without_improvement = math.inf, None, 0
         progress = tqdm(
@@ -133,6 +144,8 @@ class Trainer:
                 optimizer.zero_grad(set_to_none=True)
                 batch_loss.backward()
                 optimizer.step()
+                if scheduler is not None:
+                    scheduler.step()
                 total += float(batch_loss.detach()) * len(index)
             logs = {"train_loss": total / n_rows}
             history.train_loss.append(logs["train_loss"])

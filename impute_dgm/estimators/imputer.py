@@ -55,6 +55,8 @@ class VAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseTorchEstimator):
         Rows per Adam step.
     lr : float, default=1e-3
         Adam learning rate.
+    lr_schedule : {"constant", "cosine"}, default="constant"
+        Learning-rate schedule; "cosine" anneals it to ``lr / 100`` over ``n_epochs``.
     weight_decay : float, default=0.0
         Adam weight decay.
     early_stopping : bool, default=False
@@ -131,6 +133,7 @@ class VAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseTorchEstimator):
         n_epochs: int = 300,
         batch_size: int = 64,
         lr: float = 1e-3,
+        lr_schedule: str = "constant",
         weight_decay: float = 0.0,
         early_stopping: bool = False,
         validation_fraction: float = 0.1,
@@ -150,6 +153,7 @@ class VAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseTorchEstimator):
         self.n_epochs = n_epochs
         self.batch_size = batch_size
         self.lr = lr
+        self.lr_schedule = lr_schedule
         self.weight_decay = weight_decay
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
