@@ -2,15 +2,16 @@
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from impute_dgm import VAEImputer
+from impute_dgm import FlowDensityEstimator, VAEImputer
 
 # Small networks and few epochs keep each of the ~50 checks to a fraction of a second; the
 # checks test the estimator contract, not the quality of the fit.
 FAST_IMPUTER = VAEImputer(
     hidden_dims=(16,), latent_dim=2, n_epochs=3, n_eval_samples=20, random_state=0
 )
+FAST_FLOW = FlowDensityEstimator(n_layers=2, hidden_dims=(8,), n_epochs=2, random_state=0)
 
 
-@parametrize_with_checks([FAST_IMPUTER])
+@parametrize_with_checks([FAST_IMPUTER, FAST_FLOW])
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)

@@ -1,5 +1,6 @@
 """scikit-learn estimators."""
 
+from impute_dgm.estimators.flow import FlowDensityEstimator
 from impute_dgm.estimators.imputer import VAEImputer
 
-__all__ = ["VAEImputer"]
+__all__ = ["FlowDensityEstimator", "VAEImputer"]

@@ -1,0 +1,41 @@
+"""Normalising-flow building blocks: RealNVP couplings, masks, multi-scale, dequantisation."""
+
+from impute_dgm.flows.base import Flow, FlowDistribution, FlowLayer, LayerTransform, StandardNormal
+from impute_dgm.flows.builders import make_image_flow, make_tabular_flow
+from impute_dgm.flows.coupling import AffineCoupling, MaskedAffineCoupling
+from impute_dgm.flows.layers import (
+    ActNorm,
+    Affine,
+    BatchNormFlow,
+    Logit,
+    Permutation,
+    Reshape,
+    Reverse,
+    Squeeze,
+)
+from impute_dgm.flows.masks import alternating_mask, channel_mask, checkerboard_mask
+from impute_dgm.flows.multiscale import MultiScale
+
+__all__ = [
+    "ActNorm",
+    "Affine",
+    "AffineCoupling",
+    "BatchNormFlow",
+    "Flow",
+    "FlowDistribution",
+    "FlowLayer",
+    "LayerTransform",
+    "Logit",
+    "MaskedAffineCoupling",
+    "MultiScale",
+    "Permutation",
+    "Reshape",
+    "Reverse",
+    "Squeeze",
+    "StandardNormal",
+    "alternating_mask",
+    "channel_mask",
+    "checkerboard_mask",
+    "make_image_flow",
+    "make_tabular_flow",
+]

@@ -1,0 +1,79 @@
+"""Ready-made RealNVP flows for tables and for images."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from impute_dgm.flows.base import Flow, FlowLayer
+from impute_dgm.flows.coupling import AffineCoupling
+from impute_dgm.flows.layers import Reshape
+from impute_dgm.flows.masks import alternating_mask
+from impute_dgm.flows.multiscale import MultiScale, normalization_layer
+
+
+def make_tabular_flow(
+    n_features: int,
+    n_layers: int,
+    hidden_dims: Sequence[int],
+    normalization: str | None = None,
+    preprocessing: Sequence[FlowLayer] = (),
+) -> Flow:
+    """RealNVP for flat vectors: affine couplings with alternating masks.
+
+    Consecutive layers swap the mask's parity, so every feature is transformed by every
+    other layer and conditions the layers in between.
+
+    Parameters
+    ----------
+    n_features : int
+    n_layers : int
+        Number of coupling layers.
+    hidden_dims : sequence of int
+        Hidden widths of each coupling's MLP conditioner.
+    normalization : None, "actnorm" or "batchnorm"
+        Layer after each coupling.
+    preprocessing : sequence of FlowLayer
+        Fixed maps applied first (standardisation, logit), part of the density.
+    """
+    layers: list[FlowLayer] = list(preprocessing)
+    for i in range(n_layers):
+        # With a single feature there is nothing to condition on: every layer transforms it
+        # (an affine map with learned constants) rather than every other layer being a no-op.
+        mask = alternating_mask(n_features, parity=i % 2) if n_features > 1 else torch.zeros(1)
+        layers.append(AffineCoupling(mask, hidden_dims))
+        layers.extend(normalization_layer(normalization, n_features))
+    return Flow(layers, n_features)
+
+
+def make_image_flow(
+    image_shape: tuple[int, int, int],
+    n_scales: int,
+    n_couplings: int,
+    hidden_channels: int = 64,
+    n_blocks: int = 2,
+    normalization: str | None = None,
+    preprocessing: Sequence[FlowLayer] = (),
+) -> Flow:
+    """Multi-scale RealNVP for images given as flat rows of C * H * W values.
+
+    Parameters
+    ----------
+    image_shape : (C, H, W)
+    n_scales : int
+    n_couplings : int
+        Coupling layers per scale.
+    hidden_channels, n_blocks : int
+        Conditioner width and residual blocks.
+    normalization : None, "actnorm" or "batchnorm"
+    preprocessing : sequence of FlowLayer
+        Fixed maps on the flat rows before reshaping to images.
+    """
+    channels, height, width = image_shape
+    layers: list[FlowLayer] = list(preprocessing)
+    layers.append(Reshape(image_shape))
+    layers.append(
+        MultiScale(image_shape, n_scales, n_couplings, hidden_channels, n_blocks, normalization)
+    )
+    return Flow(layers, channels * height * width)
