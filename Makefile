@@ -22,8 +22,9 @@ $(VENV)/.installed: pyproject.toml $(VENV)/.torch
 	$(BIN)/python -m pip install -e .
 	touch $@
 
+# The tests run the benchmark scripts in miniature, so they need the [bench] extra too.
 $(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
-	$(BIN)/python -m pip install -e ".[dev]"
+	$(BIN)/python -m pip install -e ".[dev,bench]"
 	touch $@
 
 install: $(VENV)/.installed
@@ -39,6 +40,7 @@ test: install-dev
 
 benchmark: install-dev
 	$(BIN)/python benchmarks/imputation.py
+	$(BIN)/python benchmarks/flows.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -48,8 +48,9 @@ def print_table(rows: list[dict], columns: list[tuple[str, str]]) -> None:
         print("| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |")
 
 
-def write_json(name: str, payload: dict) -> Path:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / name
+def write_json(name: str, payload: dict, directory: Path = RESULTS) -> Path:
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / name
     path.write_text(json.dumps(payload, indent=2) + "\n")
     return path

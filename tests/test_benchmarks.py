@@ -1,0 +1,44 @@
+"""The benchmark scripts run end to end (tiny settings) and write what they promise."""
+
+import json
+import runpy
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def run_script(name, argv, monkeypatch):
+    monkeypatch.setattr(sys, "argv", [name, *argv])
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    runpy.run_path(str(BENCHMARKS / name), run_name="__main__")
+
+
+def test_imputation_benchmark_writes_its_table(tmp_path, monkeypatch, capsys):
+    run_script(
+        "imputation.py", ["--quick", "--seeds", "1", "--results-dir", str(tmp_path)], monkeypatch
+    )
+    payload = json.loads((tmp_path / "imputation.json").read_text())
+    assert set(payload["results"]) == {
+        "mean",
+        "KNNImputer",
+        "IterativeImputer (BayesianRidge)",
+        "IterativeImputer (ExtraTrees)",
+        "VAEImputer",
+    }
+    for record in payload["results"].values():
+        assert {"rmse", "mae", "seconds"} <= set(record)
+    assert "| VAEImputer" in capsys.readouterr().out
+
+
+def test_flow_benchmark_writes_its_table_and_figure(tmp_path, monkeypatch):
+    pytest.importorskip("zuko", reason="the flows benchmark compares against zuko ([bench])")
+    pytest.importorskip("nflows", reason="the flows benchmark compares against nflows ([bench])")
+    pytest.importorskip("matplotlib", reason="the flows benchmark draws a PNG")
+    run_script("flows.py", ["--quick", "--seeds", "1", "--results-dir", str(tmp_path)], monkeypatch)
+    payload = json.loads((tmp_path / "flows.json").read_text())
+    assert set(payload["toy"]) == {"two gaussians", "chequerboard", "two moons"}
+    assert (tmp_path / "flows_toy_quick.png").stat().st_size > 1000
+    assert "ratios" in payload["digits"]
