@@ -3,7 +3,7 @@
 Public estimators live at the top level; building blocks in the sub-packages.
 """
 
-from impute_dgm.estimators import FlowDensityEstimator, VAEImputer
+from impute_dgm.estimators import FlowDensityEstimator, VAEEmbedder, VAEImputer
 
-__all__ = ["FlowDensityEstimator", "VAEImputer"]
+__all__ = ["FlowDensityEstimator", "VAEEmbedder", "VAEImputer"]
 __version__ = "0.1.0"

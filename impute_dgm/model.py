@@ -75,6 +75,7 @@ class DeepLatentVariableModel(nn.Module):
         self.likelihood = likelihood
         self.encoder = GaussianEncoder(n_features, latent_dim, hidden_dims, mask_input)
         self.decoder = MLP(latent_dim, n_features * likelihood.n_params, hidden_dims)
+        prior.attach(self)
 
     def observation_model(self, z: torch.Tensor) -> Distribution:
         """p(x | z), element-wise over features."""

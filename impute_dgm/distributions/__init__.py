@@ -2,17 +2,29 @@
 
 from impute_dgm.distributions.likelihoods import (
     BernoulliLikelihood,
+    CategoricalLikelihood,
     GaussianLikelihood,
     Likelihood,
     StudentTLikelihood,
     make_likelihood,
 )
 from impute_dgm.distributions.networks import MLP, GaussianEncoder
-from impute_dgm.distributions.priors import Prior, StandardNormalPrior, make_prior
+from impute_dgm.distributions.priors import (
+    FlowPrior,
+    MixtureOfGaussiansPrior,
+    Prior,
+    StandardNormalPrior,
+    VampPrior,
+    make_prior,
+)
 
 __all__ = [
     "MLP",
     "BernoulliLikelihood",
+    "CategoricalLikelihood",
+    "FlowPrior",
+    "MixtureOfGaussiansPrior",
+    "VampPrior",
     "GaussianEncoder",
     "GaussianLikelihood",
     "Likelihood",

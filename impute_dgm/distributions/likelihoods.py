@@ -7,10 +7,12 @@ distribution whose batch shape ends in the feature axis, so that the bound can s
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import torch
 from torch import nn
-from torch.distributions import Bernoulli, Distribution, Normal, StudentT
+from torch.distributions import Bernoulli, Categorical, Distribution, Normal, StudentT
 from torch.nn.functional import softplus
 
 
@@ -38,6 +40,11 @@ class Likelihood(nn.Module):
 
     def check_data(self, X: np.ndarray) -> None:
         """Raise ValueError if observed values lie outside the support."""
+
+    def fitted(self, X: np.ndarray) -> Likelihood:
+        """A copy configured for ``X`` (checked against the support); the original is untouched."""
+        self.check_data(X)
+        return copy.deepcopy(self)
 
     def _split(self, params: torch.Tensor) -> tuple[torch.Tensor, ...]:
         n_features = params.shape[-1] // self.n_params
@@ -125,10 +132,69 @@ class BernoulliLikelihood(Likelihood):
             )
 
 
+class CategoricalLikelihood(Likelihood):
+    """Categorical observation model over integer levels 0..n_levels-1 (e.g. pixel values).
+
+    The decoder outputs one logit per level and feature. The mean used for imputation is the
+    expected level, which suits ordered levels such as intensities.
+
+    Parameters
+    ----------
+    n_levels : int or None, default=None
+        Number of levels; inferred at fit time as max(X) + 1 when None.
+    """
+
+    standardize = False
+
+    def __init__(self, n_levels: int | None = None) -> None:
+        super().__init__()
+        self.n_levels = n_levels
+
+    @property
+    def n_params(self) -> int:  # type: ignore[override]
+        if self.n_levels is None:
+            raise RuntimeError("CategoricalLikelihood needs n_levels; fit it to data first.")
+        return self.n_levels
+
+    def forward(self, params: torch.Tensor) -> Distribution:
+        logits = params.unflatten(-1, (-1, self.n_levels))
+        return Categorical(logits=logits, validate_args=False)
+
+    def mean(self, distribution: Distribution) -> torch.Tensor:
+        levels = torch.arange(
+            self.n_levels, dtype=distribution.probs.dtype, device=distribution.probs.device
+        )
+        return distribution.probs @ levels
+
+    def check_data(self, X: np.ndarray) -> None:
+        observed = X[~np.isnan(X)]
+        if observed.size and (
+            not np.array_equal(observed, np.round(observed)) or observed.min() < 0
+        ):
+            raise ValueError(
+                "likelihood='categorical' needs non-negative integer levels 0, 1, ..., "
+                "n_levels - 1."
+            )
+        if self.n_levels is not None and observed.size and observed.max() >= self.n_levels:
+            raise ValueError(
+                f"Values up to {observed.max():g} found, but n_levels={self.n_levels} allows "
+                f"at most {self.n_levels - 1}."
+            )
+
+    def fitted(self, X: np.ndarray) -> Likelihood:
+        self.check_data(X)
+        configured = copy.deepcopy(self)
+        if configured.n_levels is None:
+            observed = X[~np.isnan(X)]
+            configured.n_levels = max(int(observed.max()) + 1 if observed.size else 2, 2)
+        return configured
+
+
 _LIKELIHOODS: dict[str, type[Likelihood]] = {
     "gaussian": GaussianLikelihood,
     "student_t": StudentTLikelihood,
     "bernoulli": BernoulliLikelihood,
+    "categorical": CategoricalLikelihood,
 }
 
 

@@ -2,25 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from numbers import Integral
-
 import numpy as np
-import torch
-from sklearn.base import OneToOneFeatureMixin, TransformerMixin, _fit_context
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.base import OneToOneFeatureMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from impute_dgm._device import draw_seed
 from impute_dgm._validation import check_array_input
-from impute_dgm.distributions.likelihoods import Likelihood, make_likelihood
-from impute_dgm.distributions.priors import Prior, make_prior
-from impute_dgm.estimators._base import BaseTorchEstimator
-from impute_dgm.model import DeepLatentVariableModel
-from impute_dgm.schema import ObservedScaler
+from impute_dgm.estimators._vae import VAE_PARAMETERS_DOC, BaseVAE
 
 
-class VAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseTorchEstimator):
+class VAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseVAE):
     """Impute missing values with a deep latent variable model trained by the MIWAE bound.
 
     The model p(x, z) = p(z) p(x | z) is fitted to incomplete rows by maximising the
@@ -34,49 +24,7 @@ class VAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseTorchEstimator):
 
     Parameters
     ----------
-    latent_dim : int, default=10
-        Dimension of z.
-    hidden_dims : tuple of int, default=(128, 128)
-        Hidden widths of the encoder and decoder MLPs.
-    likelihood : {"gaussian", "student_t", "bernoulli"} or Likelihood, default="gaussian"
-        Observation model. The Gaussian's standard deviation is floored (``min_scale``) because
-        the likelihood is otherwise unbounded.
-    prior : {"standard"} or Prior, default="standard"
-        Prior p(z).
-    n_importance : int, default=20
-        Importance samples K per row in the training bound (K = 1 is a plain VAE).
-    n_eval_samples : int, default=1000
-        Importance samples per row in ``transform`` and ``score_samples``.
-    mask_input : bool, default=True
-        Whether the encoder sees the missingness mask beside the zero-filled data.
-    n_epochs : int, default=300
-        Maximum passes over the training rows.
-    batch_size : int, default=64
-        Rows per Adam step.
-    lr : float, default=1e-3
-        Adam learning rate.
-    lr_schedule : {"constant", "cosine"}, default="constant"
-        Learning-rate schedule; "cosine" anneals it to ``lr / 100`` over ``n_epochs``.
-    weight_decay : float, default=0.0
-        Adam weight decay.
-    early_stopping : bool, default=False
-        Hold out ``validation_fraction`` of the rows, stop when their bound has not improved for
-        ``n_iter_no_change`` epochs, and keep the best weights (needs at least 10 rows). Off by
-        default: on breast cancer with 50% missing, the held-out bound peaks long before the
-        imputations stop improving (RMSE 0.57 with early stopping, 0.54 after 300 epochs).
-    validation_fraction : float, default=0.1
-        Share of rows held out for early stopping.
-    n_iter_no_change : int, default=30
-        Patience of early stopping, in epochs.
-    device : {"auto", "cpu", "cuda"} or torch.device, default="auto"
-        Where to compute; "auto" uses CUDA when available.
-    random_state : int, RandomState instance or None, default=None
-        Seeds initialisation, shuffling, the validation split and the Monte Carlo draws of
-        ``transform`` / ``score_samples``; an int gives identical results across fits.
-    verbose : int, default=0
-        0 is silent; 1 shows a progress bar over epochs.
-    callbacks : sequence of callables or None, default=None
-        Each is called as ``callback(epoch, logs)`` after every epoch (e.g. MLflow logging).
+    {parameters}
 
     Attributes
     ----------
@@ -84,6 +32,8 @@ class VAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseTorchEstimator):
         The fitted torch module.
     scaler_ : ObservedScaler
         Per-column location and scale learned from observed entries.
+    likelihood_ : Likelihood
+        The observation model as configured for the data (e.g. levels of "categorical").
     history_ : TrainingHistory
         Per-epoch training and validation losses (negative bound per row).
     n_epochs_ : int
@@ -108,152 +58,6 @@ class VAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseTorchEstimator):
     >>> bool(np.isnan(imputer.transform(X)).any())
     False
     """
-
-    _parameter_constraints: dict = {
-        "latent_dim": [Interval(Integral, 1, None, closed="left")],
-        "hidden_dims": ["array-like"],
-        "likelihood": [StrOptions({"gaussian", "student_t", "bernoulli"}), Likelihood],
-        "prior": [StrOptions({"standard"}), Prior],
-        "n_importance": [Interval(Integral, 1, None, closed="left")],
-        "n_eval_samples": [Interval(Integral, 1, None, closed="left")],
-        "mask_input": ["boolean"],
-        "callbacks": [list, tuple, None],
-        **BaseTorchEstimator._torch_parameter_constraints,
-    }
-
-    def __init__(
-        self,
-        latent_dim: int = 10,
-        hidden_dims: Sequence[int] = (128, 128),
-        likelihood: str | Likelihood = "gaussian",
-        prior: str | Prior = "standard",
-        n_importance: int = 20,
-        n_eval_samples: int = 1000,
-        mask_input: bool = True,
-        n_epochs: int = 300,
-        batch_size: int = 64,
-        lr: float = 1e-3,
-        lr_schedule: str = "constant",
-        weight_decay: float = 0.0,
-        early_stopping: bool = False,
-        validation_fraction: float = 0.1,
-        n_iter_no_change: int = 30,
-        device: str | torch.device = "auto",
-        random_state: int | np.random.RandomState | None = None,
-        verbose: int = 0,
-        callbacks: Sequence | None = None,
-    ) -> None:
-        self.latent_dim = latent_dim
-        self.hidden_dims = hidden_dims
-        self.likelihood = likelihood
-        self.prior = prior
-        self.n_importance = n_importance
-        self.n_eval_samples = n_eval_samples
-        self.mask_input = mask_input
-        self.n_epochs = n_epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.lr_schedule = lr_schedule
-        self.weight_decay = weight_decay
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
-        self.device = device
-        self.random_state = random_state
-        self.verbose = verbose
-        self.callbacks = callbacks
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = True
-        return tags
-
-    # --- model -------------------------------------------------------------------------
-    def _build_model(self) -> DeepLatentVariableModel:
-        return DeepLatentVariableModel(
-            n_features=self.n_features_in_,
-            latent_dim=self.latent_dim,
-            hidden_dims=tuple(int(h) for h in self.hidden_dims),
-            likelihood=make_likelihood(self.likelihood),
-            prior=make_prior(self.prior, self.latent_dim),
-            mask_input=self.mask_input,
-        )
-
-    def _to_tensors(
-        self, X: np.ndarray, device: torch.device, dtype: torch.dtype = torch.float32
-    ) -> tuple[torch.Tensor, ...]:
-        observed = ~np.isnan(X)
-        scaled = np.where(observed, self.scaler_.transform(np.nan_to_num(X)), 0.0)
-        return (
-            torch.as_tensor(scaled, dtype=dtype, device=device),
-            torch.as_tensor(observed, dtype=dtype, device=device),
-        )
-
-    @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y=None) -> VAEImputer:
-        """Fit the model to incomplete data.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Data with NaN marking missing values. Every column needs an observed value.
-        y : None
-            Ignored.
-
-        Returns
-        -------
-        self : VAEImputer
-        """
-        X = check_array_input(self, X, reset=True, forbid_all_missing_columns=True)
-        likelihood = make_likelihood(self.likelihood)
-        likelihood.check_data(X)
-        random_state, device = self._start_fit()
-        self.scaler_ = ObservedScaler(standardize=likelihood.standardize).fit(X)
-        self.model_ = self._build_seeded(draw_seed(random_state), device)
-        self._eval_seed = draw_seed(random_state)
-        latent_dim, n_importance = self.latent_dim, self.n_importance
-        validation_noise = torch.randn(
-            n_importance, 1, latent_dim, generator=self._eval_generator(device), device=device
-        )
-
-        def loss(batch, generator):
-            x, mask = batch
-            noise = torch.randn(
-                n_importance, x.shape[0], latent_dim, generator=generator, device=device
-            )
-            return -self.model_.bound(x, mask, noise).mean()
-
-        def evaluate(data):
-            x, mask = data
-            return float(-self.model_.bound(x, mask, validation_noise).mean())
-
-        self.history_ = self._train(
-            loss, evaluate, self._to_tensors(X, device), random_state, device, "VAEImputer"
-        )
-        self.n_epochs_ = len(self.history_.train_loss)
-        return self
-
-    # --- evaluation --------------------------------------------------------------------
-    def _evaluate_rows(self, X: np.ndarray, compute) -> list:
-        """Run ``compute(model, x, mask, noise)`` over row chunks with shared noise draws.
-
-        The same standard-normal draws serve every row (common random numbers), so a row's
-        result does not depend on which other rows share its batch, and repeated calls agree.
-        """
-        device = self._runtime_device()
-        model, dtype = self._evaluation_model(device)
-        n_samples = self.n_eval_samples
-        noise = torch.randn(
-            n_samples, 1, self.latent_dim, generator=self._eval_generator(device), device=device
-        ).to(dtype)
-        width = max(self.n_features_in_ * model.likelihood.n_params, *self.hidden_dims, 1)
-        rows_per_chunk = (1 << 22) // (n_samples * width)
-        x_all, mask_all = self._to_tensors(X, device, dtype)
-        results = []
-        with torch.no_grad():
-            for rows in self._row_chunks(X.shape[0], rows_per_chunk):
-                results.append(compute(model, x_all[rows], mask_all[rows], noise))
-        return results
 
     def transform(self, X):
         """Fill missing entries with the importance-sampling estimate of E[x_miss | x_obs].
@@ -287,32 +91,6 @@ class VAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseTorchEstimator):
         X_imputed[rows] = block
         return X_imputed
 
-    def score_samples(self, X) -> np.ndarray:
-        """Importance-weighted estimate of log p(x_obs) per row, in nats of the original units.
 
-        Uses ``n_eval_samples`` importance samples; the estimate is a stochastic lower bound
-        that tightens as the number of samples grows. Rows with nothing observed score 0.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-
-        Returns
-        -------
-        log_likelihood : ndarray of shape (n_samples,)
-        """
-        check_is_fitted(self)
-        X = check_array_input(self, X, reset=False)
-        parts = self._evaluate_rows(
-            X, lambda model, x, mask, noise: model.bound(x, mask, noise).cpu().numpy()
-        )
-        scores = np.concatenate(parts).astype(np.float64)
-        observed = ~np.isnan(X)
-        # Change of variables from the standardised units the model works in.
-        scores -= observed @ np.log(self.scaler_.scale_)
-        scores[~observed.any(axis=1)] = 0.0
-        return scores
-
-    def score(self, X, y=None) -> float:
-        """Mean of :meth:`score_samples` (higher is better); lets model selection rank fits."""
-        return float(np.mean(self.score_samples(X)))
+if VAEImputer.__doc__:  # absent under python -OO
+    VAEImputer.__doc__ = VAEImputer.__doc__.replace("{parameters}", VAE_PARAMETERS_DOC)
