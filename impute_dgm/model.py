@@ -77,6 +77,10 @@ class DeepLatentVariableModel(nn.Module):
         self.decoder = MLP(latent_dim, n_features * likelihood.n_params, hidden_dims)
         prior.attach(self)
 
+    def posterior(self, x: torch.Tensor, mask: torch.Tensor) -> Distribution:
+        """q(z | x, m) for zero-filled x, through the likelihood's view of the data."""
+        return self.encoder(self.likelihood.encoder_view(x * mask), mask)
+
     def observation_model(self, z: torch.Tensor) -> Distribution:
         """p(x | z), element-wise over features."""
         return self.likelihood(self.decoder(z))
@@ -96,7 +100,7 @@ class DeepLatentVariableModel(nn.Module):
             Standard normal draws; (K, 1, L) shares them across rows.
         """
         x = x * mask
-        posterior = self.encoder(x, mask)
+        posterior = self.posterior(x, mask)
         z = reparameterize(posterior, noise)
         observation = self.observation_model(z)
         log_px = (observation.log_prob(x) * mask).sum(dim=-1)

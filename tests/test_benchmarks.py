@@ -42,3 +42,19 @@ def test_flow_benchmark_writes_its_table_and_figure(tmp_path, monkeypatch):
     assert set(payload["toy"]) == {"two gaussians", "chequerboard", "two moons"}
     assert (tmp_path / "flows_toy_quick.png").stat().st_size > 1000
     assert "ratios" in payload["digits"]
+
+
+def test_density_benchmark_writes_its_table_and_figures(tmp_path, monkeypatch):
+    run_script(
+        "density.py", ["--quick", "--seeds", "1", "--results-dir", str(tmp_path)], monkeypatch
+    )
+    payload = json.loads((tmp_path / "density.json").read_text())
+    assert set(payload["results"]) == {
+        "flat (independent categorical)",
+        "standard",
+        "mog",
+        "vamp",
+        "flow",
+    }
+    assert set(payload["figures"]) == {"samples", "latent"}
+    assert (tmp_path / "density_samples.png").stat().st_size > 1000

@@ -92,10 +92,10 @@ def test_monte_carlo_kl_agrees_with_the_closed_form():
 
 def test_vamp_prior_is_the_encoder_mixture_at_pseudo_inputs():
     prior = vamp_prior(2, n_components=3)
-    encoder = prior._encoder
+    posterior = prior._posterior
     z = torch.randn(10, 2)
     pseudo = prior.pseudo_inputs
-    posteriors = encoder(pseudo, torch.ones_like(pseudo))
+    posteriors = posterior(pseudo, torch.ones_like(pseudo))
     expected = torch.logsumexp(posteriors.log_prob(z[:, None, :]), dim=1) - math.log(3)
     assert torch.allclose(prior().log_prob(z), expected, atol=1e-6)
     # pseudo-inputs are parameters, the encoder is not registered twice

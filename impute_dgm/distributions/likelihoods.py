@@ -41,6 +41,10 @@ class Likelihood(nn.Module):
     def check_data(self, X: np.ndarray) -> None:
         """Raise ValueError if observed values lie outside the support."""
 
+    def encoder_view(self, x: torch.Tensor) -> torch.Tensor:
+        """What the encoder sees of x: the data themselves, unless their scale is awkward."""
+        return x
+
     def fitted(self, X: np.ndarray) -> Likelihood:
         """A copy configured for ``X`` (checked against the support); the original is untouched."""
         self.check_data(X)
@@ -159,6 +163,11 @@ class CategoricalLikelihood(Likelihood):
     def forward(self, params: torch.Tensor) -> Distribution:
         logits = params.unflatten(-1, (-1, self.n_levels))
         return Categorical(logits=logits, validate_args=False)
+
+    def encoder_view(self, x: torch.Tensor) -> torch.Tensor:
+        # Levels 0..L-1 are not standardised (the likelihood needs them as they are); the
+        # encoder gets them in [0, 1] so that its tanh units are not saturated from the start.
+        return x / (self.n_levels - 1)
 
     def mean(self, distribution: Distribution) -> torch.Tensor:
         levels = torch.arange(

@@ -113,9 +113,10 @@ class VampPrior(Prior):
         self.pseudo_inputs: nn.Parameter | None = None
 
     def attach(self, model: nn.Module) -> None:
-        # A plain attribute, not a submodule: the encoder belongs to the model and must not be
-        # registered (and saved) twice.
-        object.__setattr__(self, "_encoder", model.encoder)
+        # A plain attribute, not a submodule: the model (and its encoder) owns the prior, and
+        # must not be registered (and saved) twice. Pseudo-inputs live in data space and go
+        # through the same posterior map as real rows.
+        object.__setattr__(self, "_posterior", model.posterior)
         if self.pseudo_inputs is None:
             self.pseudo_inputs = nn.Parameter(torch.zeros(self.n_components, model.n_features))
 
@@ -129,7 +130,7 @@ class VampPrior(Prior):
     def forward(self) -> Distribution:
         if self.pseudo_inputs is None:
             raise RuntimeError("VampPrior must be attached to a model before use.")
-        posteriors = self._encoder(self.pseudo_inputs, torch.ones_like(self.pseudo_inputs))
+        posteriors = self._posterior(self.pseudo_inputs, torch.ones_like(self.pseudo_inputs))
         weights = Categorical(
             logits=torch.zeros(self.n_components, device=self.pseudo_inputs.device),
             validate_args=False,

@@ -67,7 +67,7 @@ class VAEEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
         X = check_array_input(self, X, reset=False)
         parts = self._evaluate_rows(
             X,
-            lambda model, x, mask, noise: model.encoder(x * mask, mask).base_dist.loc.cpu().numpy(),
+            lambda model, x, mask, noise: model.posterior(x, mask).base_dist.loc.cpu().numpy(),
             n_samples=1,
         )
         return np.concatenate(parts).astype(np.float64)
