@@ -41,6 +41,7 @@ test: install-dev
 benchmark: install-dev
 	$(BIN)/python benchmarks/imputation.py
 	$(BIN)/python benchmarks/flows.py
+	$(BIN)/python benchmarks/density.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
