@@ -1,6 +1,6 @@
 """Normalising-flow building blocks: RealNVP couplings, masks, multi-scale, dequantisation."""
 
-from impute_dgm.flows.base import Flow, FlowDistribution, FlowLayer, LayerTransform, StandardNormal
+from impute_dgm.flows.base import Flow, FlowDistribution, FlowLayer, LayerTransform
 from impute_dgm.flows.builders import make_image_flow, make_tabular_flow
 from impute_dgm.flows.coupling import AffineCoupling, MaskedAffineCoupling
 from impute_dgm.flows.layers import (
@@ -32,7 +32,6 @@ __all__ = [
     "Reshape",
     "Reverse",
     "Squeeze",
-    "StandardNormal",
     "alternating_mask",
     "channel_mask",
     "checkerboard_mask",
