@@ -22,9 +22,10 @@ $(VENV)/.installed: pyproject.toml $(VENV)/.torch
 	$(BIN)/python -m pip install -e .
 	touch $@
 
-# The tests run the benchmark scripts in miniature, so they need the [bench] extra too.
+# The tests run the benchmark scripts in miniature and track fits with a real MLflow, so they
+# need the [bench] and [mlflow] extras too.
 $(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
-	$(BIN)/python -m pip install -e ".[dev,bench]"
+	$(BIN)/python -m pip install -e ".[dev,bench,mlflow]"
 	touch $@
 
 install: $(VENV)/.installed
