@@ -1,0 +1,5 @@
+"""Ready-made scikit-learn pipelines built on impute-dgm estimators, and scripts that run them."""
+
+from pipelines.factories import make_embed_classify_pipeline, make_impute_classify_pipeline
+
+__all__ = ["make_embed_classify_pipeline", "make_impute_classify_pipeline"]
