@@ -59,6 +59,32 @@ def _check_strings(X: Any) -> None:
                     ) from None
 
 
+def check_integer_levels(X: np.ndarray, n_levels: int | None, requirement: str) -> None:
+    """Refuse observed values that are not integer levels 0, 1, ..., n_levels - 1.
+
+    Parameters
+    ----------
+    X : ndarray
+        Data; NaN (missing) entries are ignored.
+    n_levels : int or None
+        Number of levels; None checks only that the values are non-negative integers.
+    requirement : str
+        What asks for levels (e.g. "likelihood='categorical'"), named in the message.
+    """
+    observed = X[~np.isnan(X)]
+    if not observed.size:
+        return
+    if not np.array_equal(observed, np.round(observed)) or observed.min() < 0:
+        raise ValueError(
+            f"{requirement} needs non-negative integer levels (0, 1, ..., n_levels - 1)."
+        )
+    if n_levels is not None and observed.max() >= n_levels:
+        raise ValueError(
+            f"Values up to {observed.max():g} found, but n_levels={n_levels} allows at most "
+            f"{n_levels - 1}."
+        )
+
+
 def check_array_input(
     estimator: Any,
     X: Any,

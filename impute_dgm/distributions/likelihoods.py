@@ -15,6 +15,8 @@ from torch import nn
 from torch.distributions import Bernoulli, Categorical, Distribution, Normal, StudentT
 from torch.nn.functional import softplus
 
+from impute_dgm._validation import check_integer_levels
+
 
 class Likelihood(nn.Module):
     """Base class for observation models.
@@ -176,19 +178,7 @@ class CategoricalLikelihood(Likelihood):
         return distribution.probs @ levels
 
     def check_data(self, X: np.ndarray) -> None:
-        observed = X[~np.isnan(X)]
-        if observed.size and (
-            not np.array_equal(observed, np.round(observed)) or observed.min() < 0
-        ):
-            raise ValueError(
-                "likelihood='categorical' needs non-negative integer levels 0, 1, ..., "
-                "n_levels - 1."
-            )
-        if self.n_levels is not None and observed.size and observed.max() >= self.n_levels:
-            raise ValueError(
-                f"Values up to {observed.max():g} found, but n_levels={self.n_levels} allows "
-                f"at most {self.n_levels - 1}."
-            )
+        check_integer_levels(X, self.n_levels, "likelihood='categorical'")
 
     def fitted(self, X: np.ndarray) -> Likelihood:
         self.check_data(X)

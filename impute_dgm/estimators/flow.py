@@ -19,7 +19,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from impute_dgm._device import draw_seed, make_generator
-from impute_dgm._validation import check_array_input
+from impute_dgm._validation import check_array_input, check_integer_levels
 from impute_dgm.estimators._base import TorchEstimatorMixin
 from impute_dgm.flows import Affine, Flow, Logit, make_image_flow, make_tabular_flow
 from impute_dgm.schema import ObservedScaler
@@ -223,15 +223,7 @@ class FlowDensityEstimator(
         )
 
     def _check_levels(self, X: np.ndarray) -> None:
-        if not np.array_equal(X, np.round(X)) or X.min() < 0:
-            raise ValueError(
-                "dequantize=True needs non-negative integer levels (0, 1, ..., n_levels - 1)."
-            )
-        if X.max() >= self.n_levels_:
-            raise ValueError(
-                f"Values up to {X.max():g} found, but n_levels={self.n_levels_} allows at most "
-                f"{self.n_levels_ - 1}."
-            )
+        check_integer_levels(X, self.n_levels_, "dequantize=True")
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None) -> FlowDensityEstimator:
@@ -255,8 +247,6 @@ class FlowDensityEstimator(
             self.n_levels_ = max(self.n_levels_, 2)
             self._check_levels(X)
         self.scaler_ = ObservedScaler(standardize=not self.dequantize).fit(X)
-        if self.architecture == "image":
-            self._image_shape()
         random_state, device = self._start_fit()
         self.model_ = self._build_seeded(draw_seed(random_state), device)
         self._eval_seed = draw_seed(random_state)

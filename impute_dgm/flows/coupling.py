@@ -10,7 +10,7 @@ from torch import nn
 from impute_dgm.flows.base import FlowLayer, _sum_event
 
 
-def bounded_log_scale(raw: torch.Tensor, bound: torch.Tensor) -> torch.Tensor:
+def bounded_log_scale(raw: torch.Tensor, bound: float) -> torch.Tensor:
     """``bound * tanh(raw / bound)``: near-identity for small values, never beyond +-bound.
 
     An unbounded log-scale lets one step of Adam blow a coupling up to exp(100); the soft
@@ -60,7 +60,7 @@ class AffineCoupling(FlowLayer):
         if x_a.shape[-1] == 0:  # one-dimensional data: condition on a constant
             x_a = torch.zeros(*x_a.shape[:-1], 1, dtype=x_a.dtype, device=x_a.device)
         shift, raw = self.conditioner(x_a).chunk(2, dim=-1)
-        return shift, bounded_log_scale(raw, torch.as_tensor(self.scale_bound))
+        return shift, bounded_log_scale(raw, self.scale_bound)
 
     def _assemble(self, x_a: torch.Tensor, y_b: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
         out = torch.empty_like(like)
@@ -153,7 +153,7 @@ class MaskedAffineCoupling(FlowLayer):
         mask_channel = self.mask.expand(-1, height, width)[:1].expand(batch, 1, height, width)
         shift, raw = self.net(torch.cat([x_masked, mask_channel], dim=1)).chunk(2, dim=1)
         free = 1.0 - self.mask
-        log_scale = bounded_log_scale(raw, torch.as_tensor(self.scale_bound)) * free
+        log_scale = bounded_log_scale(raw, self.scale_bound) * free
         return shift * free, log_scale
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
