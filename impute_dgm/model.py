@@ -86,7 +86,7 @@ class DeepLatentVariableModel(nn.Module):
         return self.likelihood(self.decoder(z))
 
     def importance_samples(
-        self, x: torch.Tensor, mask: torch.Tensor, noise: torch.Tensor
+        self, x: torch.Tensor, mask: torch.Tensor, noise: torch.Tensor, kl_weight: float = 1.0
     ) -> ImportanceSamples:
         """Draw z from q(z | x, m) with the given standard normal ``noise`` and weight it.
 
@@ -98,18 +98,24 @@ class DeepLatentVariableModel(nn.Module):
             1.0 where observed.
         noise : tensor of shape (K, B, L) or (K, 1, L)
             Standard normal draws; (K, 1, L) shares them across rows.
+        kl_weight : float, default=1.0
+            Weight of log p(z) - log q(z | x, m) in the log weights. Below 1 only during KL
+            warm-up (the bound is then not a bound on log p(x_obs)).
         """
         x = x * mask
         posterior = self.posterior(x, mask)
         z = reparameterize(posterior, noise)
         observation = self.observation_model(z)
         log_px = (observation.log_prob(x) * mask).sum(dim=-1)
-        log_weights = log_px + self.prior().log_prob(z) - posterior.log_prob(z)
+        log_weights = log_px + kl_weight * (self.prior().log_prob(z) - posterior.log_prob(z))
         return ImportanceSamples(z=z, log_weights=log_weights, observation=observation)
 
-    def bound(self, x: torch.Tensor, mask: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    def bound(
+        self, x: torch.Tensor, mask: torch.Tensor, noise: torch.Tensor, kl_weight: float = 1.0
+    ) -> torch.Tensor:
         """The MIWAE bound on log p(x_obs) per row (K = noise.shape[0]; K = 1 is the ELBO)."""
-        return importance_weighted_bound(self.importance_samples(x, mask, noise).log_weights)
+        samples = self.importance_samples(x, mask, noise, kl_weight)
+        return importance_weighted_bound(samples.log_weights)
 
     def impute(self, x: torch.Tensor, mask: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """Self-normalised importance sampling estimate of E[x | x_obs], shape (B, D)."""

@@ -78,6 +78,11 @@ class Trainer:
         Called after each epoch with ``{"train_loss": ..., "validation_loss": ...}``.
     description : str, default="training"
         Label of the progress bar.
+    warmup_epochs : int, default=0
+        Epochs during which early stopping neither keeps weights nor counts patience (the
+        loss is still changing by design then, e.g. during KL warm-up).
+    on_epoch_start : callable (epoch) -> None, optional
+        Called before each epoch (e.g. to set an annealed weight).
     """
 
     n_epochs: int
@@ -89,6 +94,8 @@ class Trainer:
     verbose: int = 0
     callbacks: Sequence[Callback] = ()
     description: str = "training"
+    warmup_epochs: int = 0
+    on_epoch_start: Callable[[int], None] | None = None
 
     def fit(
         self,
@@ -135,6 +142,8 @@ class Trainer:
             range(self.n_epochs), desc=self.description, disable=self.verbose < 1, leave=False
         )
         for epoch in progress:
+            if self.on_epoch_start is not None:
+                self.on_epoch_start(epoch)
             model.train()
             order = torch.randperm(n_rows, generator=generator, device=generator.device)
             total = 0.0
@@ -154,7 +163,9 @@ class Trainer:
                 with torch.no_grad():
                     logs["validation_loss"] = float(evaluate(validation_data))
                 history.validation_loss.append(logs["validation_loss"])
-                if logs["validation_loss"] < best_loss:
+                if epoch < self.warmup_epochs:
+                    pass
+                elif logs["validation_loss"] < best_loss:
                     best_loss, epochs_without_improvement = logs["validation_loss"], 0
                     best_state = copy.deepcopy(model.state_dict())
                     history.best_epoch = epoch

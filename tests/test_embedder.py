@@ -136,3 +136,19 @@ def test_inverse_transform_checks_its_input(fitted):
         fitted.inverse_transform(np.zeros((2, 3)))
     with pytest.raises(ValueError, match="NaN or infinity"):
         fitted.inverse_transform(np.full((1, 8), np.nan))
+
+
+def test_kl_warmup_keeps_training_through_the_warmup(digits):
+    X_train = digits[0][:300]
+    embedder = digits_embedder(
+        prior="vamp",
+        n_components=5,
+        kl_warmup=8,
+        early_stopping=True,
+        n_iter_no_change=2,
+        n_epochs=40,
+        hidden_dims=(32,),
+    ).fit(X_train)
+    assert embedder.n_epochs_ >= 8 + 2
+    assert embedder.history_.best_epoch >= 8
+    assert np.isfinite(embedder.score(X_train))

@@ -72,3 +72,49 @@ def test_non_finite_loss_is_reported():
         Trainer(n_epochs=2, batch_size=8, lr=0.1).fit(
             model, loss, regression_data(16), torch.Generator()
         )
+
+
+def test_warmup_epochs_are_not_watched_by_early_stopping():
+    """A validation loss that only grows would stop training after ``patience`` epochs; with
+    warm-up, the first epochs neither count nor become the kept best."""
+    model = nn.Linear(3, 1)
+    loss, _ = mse_loss(model)
+    started = []
+    growing = iter(range(100))
+    history = Trainer(
+        n_epochs=30,
+        batch_size=8,
+        lr=0.01,
+        patience=2,
+        warmup_epochs=5,
+        on_epoch_start=started.append,
+    ).fit(
+        model,
+        loss,
+        regression_data(16),
+        torch.Generator().manual_seed(0),
+        regression_data(16, seed=1),
+        lambda data: float(next(growing)),
+    )
+    assert started[:3] == [0, 1, 2]
+    assert history.best_epoch == 5  # the first epoch after warm-up
+    assert len(history.train_loss) == 5 + 1 + 2 and history.stopped_early
+
+
+def test_kl_warmup_anneals_the_prior_term_of_the_vae_bound():
+    from impute_dgm.distributions.likelihoods import GaussianLikelihood
+    from impute_dgm.distributions.priors import StandardNormalPrior
+    from impute_dgm.model import DeepLatentVariableModel
+
+    torch.manual_seed(0)
+    model = DeepLatentVariableModel(4, 2, (8,), GaussianLikelihood(), StandardNormalPrior(2))
+    x = torch.randn(5, 4)
+    mask = torch.ones(5, 4)
+    noise = torch.randn(3, 5, 2)
+    zero = model.importance_samples(x, mask, noise, kl_weight=0.0)
+    full = model.importance_samples(x, mask, noise, kl_weight=1.0)
+    log_px = zero.observation.log_prob(x).sum(-1)
+    assert torch.allclose(zero.log_weights, log_px)
+    posterior = model.posterior(x, mask)
+    kl_term = model.prior().log_prob(full.z) - posterior.log_prob(full.z)
+    assert torch.allclose(full.log_weights, log_px + kl_term, atol=1e-5)

@@ -79,6 +79,8 @@ class TorchEstimatorMixin:
         random_state: np.random.RandomState,
         device: torch.device,
         description: str,
+        warmup_epochs: int = 0,
+        on_epoch_start: Callable[[int], None] | None = None,
     ):
         """Split off validation rows (when early stopping), then run the shared Trainer."""
         n_rows = data[0].shape[0]
@@ -98,6 +100,8 @@ class TorchEstimatorMixin:
             verbose=self.verbose,
             callbacks=tuple(getattr(self, "callbacks", None) or ()),
             description=description,
+            warmup_epochs=warmup_epochs,
+            on_epoch_start=on_epoch_start,
         )
         generator = make_generator(draw_seed(random_state), device)
         return trainer.fit(self.model_, loss, data, generator, validation, evaluate)

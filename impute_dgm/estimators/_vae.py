@@ -38,6 +38,11 @@ default="gaussian"
         Mixture components ("mog") or pseudo-inputs ("vamp").
     n_importance : int, default=20
         Importance samples K per row in the training bound (K = 1 is a plain VAE).
+    kl_warmup : int, default=0
+        Epochs over which the weight of log p(z) - log q(z | x) in the training bound grows
+        linearly from 0 to 1 (KL warm-up, Sønderby et al. 2016); it keeps learned priors, the
+        VampPrior above all, from collapsing early. Early stopping only watches the epochs after
+        it.
     n_eval_samples : int, default=1000
         Importance samples per row in ``transform`` (imputer) and ``score_samples``.
     mask_input : bool, default=True
@@ -85,6 +90,7 @@ class BaseVAE(BaseTorchEstimator):
         "prior": [StrOptions(set(PRIORS)), Prior],
         "n_components": [Interval(Integral, 1, None, closed="left")],
         "n_importance": [Interval(Integral, 1, None, closed="left")],
+        "kl_warmup": [Interval(Integral, 0, None, closed="left")],
         "n_eval_samples": [Interval(Integral, 1, None, closed="left")],
         "mask_input": ["boolean"],
         "callbacks": [list, tuple, None],
@@ -99,6 +105,7 @@ class BaseVAE(BaseTorchEstimator):
         prior: str | Prior = "standard",
         n_components: int = 10,
         n_importance: int = 20,
+        kl_warmup: int = 0,
         n_eval_samples: int = 1000,
         mask_input: bool = True,
         n_epochs: int = 300,
@@ -120,6 +127,7 @@ class BaseVAE(BaseTorchEstimator):
         self.prior = prior
         self.n_components = n_components
         self.n_importance = n_importance
+        self.kl_warmup = kl_warmup
         self.n_eval_samples = n_eval_samples
         self.mask_input = mask_input
         self.n_epochs = n_epochs
@@ -195,18 +203,32 @@ class BaseVAE(BaseTorchEstimator):
             n_importance, 1, latent_dim, generator=self._eval_generator(device), device=device
         )
 
+        kl_weight = [1.0]  # set per epoch during warm-up
+
+        def set_kl_weight(epoch: int) -> None:
+            kl_weight[0] = min(1.0, (epoch + 1) / self.kl_warmup) if self.kl_warmup else 1.0
+
         def loss(batch, generator):
             x, mask = batch
             noise = torch.randn(
                 n_importance, x.shape[0], latent_dim, generator=generator, device=device
             )
-            return -self.model_.bound(x, mask, noise).mean()
+            return -self.model_.bound(x, mask, noise, kl_weight[0]).mean()
 
         def evaluate(data):
             x, mask = data
             return float(-self.model_.bound(x, mask, validation_noise).mean())
 
-        self.history_ = self._train(loss, evaluate, data, random_state, device, type(self).__name__)
+        self.history_ = self._train(
+            loss,
+            evaluate,
+            data,
+            random_state,
+            device,
+            type(self).__name__,
+            warmup_epochs=self.kl_warmup,
+            on_epoch_start=set_kl_weight,
+        )
         self.n_epochs_ = len(self.history_.train_loss)
         return self
 
