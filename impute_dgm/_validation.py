@@ -129,6 +129,9 @@ def check_array_input(
         ensure_min_samples=1,
         ensure_min_features=1,
         copy=False,
+        # One memory layout for every input: BLAS rounds differently on strided data, and a
+        # row's result must not depend on how the caller laid out the table.
+        order="C",
     )
     if columns is None and hasattr(estimator, "feature_names_in_"):
         columns = estimator.feature_names_in_
