@@ -22,10 +22,10 @@ $(VENV)/.installed: pyproject.toml $(VENV)/.torch
 	$(BIN)/python -m pip install -e .
 	touch $@
 
-# The tests run the benchmark scripts in miniature and track fits with a real MLflow, so they
-# need the [bench] and [mlflow] extras too.
+# The tests run the benchmark scripts in miniature, track, serve and register models with a
+# real MLflow and apply one with Spark, so they need the [bench], [mlflow] and [spark] extras.
 $(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
-	$(BIN)/python -m pip install -e ".[dev,bench,mlflow]"
+	$(BIN)/python -m pip install -e ".[dev,bench,mlflow,spark]"
 	touch $@
 
 install: $(VENV)/.installed
@@ -43,6 +43,7 @@ benchmark: install-dev
 	$(BIN)/python benchmarks/imputation.py
 	$(BIN)/python benchmarks/flows.py
 	$(BIN)/python benchmarks/density.py
+	$(BIN)/python benchmarks/serving.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

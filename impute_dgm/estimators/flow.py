@@ -225,6 +225,12 @@ class FlowDensityEstimator(
     def _check_levels(self, X: np.ndarray) -> None:
         check_integer_levels(X, self.n_levels_, "dequantize=True")
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # A density estimator first (score_samples is what it is for); transform is extra.
+        tags.estimator_type = "density_estimator"
+        return tags
+
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None) -> FlowDensityEstimator:
         """Fit the flow by maximum likelihood.

@@ -1,12 +1,20 @@
 """MLflow tracking for impute-dgm estimators (optional: ``pip install 'impute-dgm[mlflow]'``).
 
-Two pieces:
+Tracking:
 
 - :class:`MlflowCallback`, for the ``callbacks=`` parameter of every estimator: logs the
   per-epoch training and validation losses as MLflow metrics with ``step = epoch``.
 - :func:`track_fit`, which fits an estimator or a ``Pipeline`` inside an MLflow run (the active
   one as a nested run, or a new one) and logs its parameters, per-epoch losses, fit seconds,
   final score and figures.
+
+Models (from :mod:`impute_dgm.integrations.mlflow_models`, re-exported here):
+
+- :func:`log_model` / :func:`save_model`: any fitted estimator or pipeline as a ``pyfunc``
+  model with a NaN-accepting signature (torch weights stored as tensors, loaded with
+  ``weights_only=True``);
+- :func:`register_model`: a registry version plus an alias such as ``champion``;
+- :func:`load_estimator`: the estimator itself back from any model URI.
 
 The tracking URI is MLflow's own: ``MLFLOW_TRACKING_URI`` when set, otherwise MLflow's default
 (``sqlite:///mlflow.db`` in the working directory for MLflow 3), so no server is needed.
@@ -19,6 +27,22 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+
+from impute_dgm.integrations.mlflow_models import (
+    load_estimator,
+    log_model,
+    register_model,
+    save_model,
+)
+
+__all__ = [
+    "MlflowCallback",
+    "load_estimator",
+    "log_model",
+    "register_model",
+    "save_model",
+    "track_fit",
+]
 
 # MLflow refuses parameter values longer than this.
 _MAX_PARAM_LENGTH = 6000

@@ -1,0 +1,317 @@
+"""MLflow models against a real MLflow: pyfunc round trips, the registry, serving, Spark.
+
+Everything runs on a sqlite tracking store in a temporary folder; the server and the registry
+loads run in fresh processes, as a user would run them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+mlflow = pytest.importorskip("mlflow", reason="MLflow is the optional [mlflow] extra")
+
+from sklearn.datasets import load_breast_cancer, load_digits  # noqa: E402
+from sklearn.linear_model import LogisticRegression  # noqa: E402
+from sklearn.pipeline import make_pipeline  # noqa: E402
+from sklearn.preprocessing import StandardScaler  # noqa: E402
+
+from impute_dgm import FlowDensityEstimator, VAEEmbedder, VAEImputer  # noqa: E402
+from impute_dgm.integrations.mlflow import (  # noqa: E402
+    load_estimator,
+    log_model,
+    register_model,
+    save_model,
+)
+
+MODEL_NAME = "breast-cancer-imputer"
+FAST = dict(hidden_dims=(32,), latent_dim=4, n_epochs=20, n_eval_samples=50, random_state=0)
+
+
+def breast_cancer_with_holes(rate=0.3, seed=0) -> tuple[pd.DataFrame, np.ndarray]:
+    data = load_breast_cancer(as_frame=True)
+    X = data.data
+    missing = np.random.default_rng(seed).random(X.shape) < rate
+    missing[0] = False
+    return X.mask(missing), data.target.to_numpy()
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """A sqlite tracking store (and its artifacts) in a temporary folder, as an env for
+    subprocesses too."""
+    folder = tmp_path_factory.mktemp("mlflow")
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    previous = os.getcwd()
+    os.chdir(folder)  # the default artifact root is under the working folder
+    mlflow.set_tracking_uri(uri)
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "OMP_NUM_THREADS": "1"}
+    # Commands MLflow starts (uvicorn, python) come from this interpreter's environment,
+    # activated or not.
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    yield {"uri": uri, "folder": folder, "env": env}
+    while mlflow.active_run():
+        mlflow.end_run()
+    mlflow.set_tracking_uri(None)
+    os.chdir(previous)
+
+
+@pytest.fixture(scope="module")
+def champion(store):
+    """A VAEImputer on breast cancer (30% MCAR), logged, registered, aliased ``champion``."""
+    X, _ = breast_cancer_with_holes()
+    imputer = VAEImputer(**FAST).fit(X)
+    with mlflow.start_run(run_name="champion"):
+        info = log_model(imputer, "imputer", input_example=X.iloc[:5])
+    version = register_model(info.model_uri, MODEL_NAME, alias="champion")
+    return {"imputer": imputer, "X": X, "version": version, "model_uri": info.model_uri}
+
+
+def _digits_with_holes():
+    data = load_digits()
+    X = pd.DataFrame(data.data[:400], columns=data.feature_names)
+    X = X.mask(np.random.default_rng(1).random(X.shape) < 0.2)
+    X.iloc[0] = data.data[0]
+    return X, data.target[:400]
+
+
+# estimator factory, what pyfunc predict must equal, and the expected output columns
+CASES = {
+    "imputer": (lambda: VAEImputer(**FAST), lambda e, X: e.transform(X), "features"),
+    "embedder": (
+        lambda: VAEEmbedder(likelihood="categorical", prior="vamp", n_components=5, **FAST),
+        lambda e, X: e.transform(X),
+        ["vaeembedder0", "vaeembedder1", "vaeembedder2", "vaeembedder3"],
+    ),
+    "flow": (
+        lambda: FlowDensityEstimator(n_layers=2, hidden_dims=(16,), n_epochs=3, random_state=0),
+        lambda e, X: e.score_samples(X),
+        ["log_density"],
+    ),
+    "pipeline": (
+        lambda: make_pipeline(VAEImputer(**FAST), StandardScaler(), LogisticRegression()),
+        lambda e, X: e.predict(X),
+        None,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_logged_pyfunc_predicts_what_the_estimator_does(case, store):
+    make, expected, columns = CASES[case]
+    X, y = _digits_with_holes()
+    if case == "flow":
+        X = X.fillna(0.0)  # densities of complete rows
+    estimator = make().fit(X, y)
+    with mlflow.start_run(run_name=case):
+        info = log_model(estimator, case, input_example=X.iloc[:3])
+    model = mlflow.pyfunc.load_model(info.model_uri)
+    # The signature: one double column per feature, so NaN (JSON null) is a valid value.
+    schema = model.metadata.get_input_schema()
+    assert schema.input_names() == list(X.columns)
+    assert {str(t) for t in schema.input_types()} == {"DataType.double"}
+    predicted = model.predict(X)
+    reference = expected(estimator, X)
+    if columns is None:
+        assert np.array_equal(np.asarray(predicted), reference)
+    else:
+        assert isinstance(predicted, pd.DataFrame)
+        assert list(predicted.columns) == (list(X.columns) if columns == "features" else columns)
+        assert np.array_equal(predicted.to_numpy(), np.asarray(reference).reshape(len(X), -1))
+    if case == "imputer":  # observed values untouched, nothing missing
+        observed = X.notna().to_numpy()
+        assert np.array_equal(predicted.to_numpy()[observed], X.to_numpy()[observed])
+        assert np.isfinite(predicted.to_numpy()).all()
+    # The estimator itself comes back too, with identical outputs.
+    again = load_estimator(info.model_uri)
+    assert np.array_equal(np.asarray(expected(again, X)), np.asarray(reference))
+
+
+def test_save_model_for_an_array_fitted_estimator_names_columns_x0(tmp_path):
+    X, _ = _digits_with_holes()
+    flow = FlowDensityEstimator(n_layers=2, hidden_dims=(8,), n_epochs=1, random_state=0)
+    flow.fit(X.fillna(0.0).to_numpy())
+    save_model(flow, tmp_path / "flow")
+    model = mlflow.pyfunc.load_model(str(tmp_path / "flow"))
+    frame = pd.DataFrame(X.fillna(0.0).to_numpy(), columns=[f"x{i}" for i in range(64)])
+    assert np.array_equal(
+        model.predict(frame)["log_density"].to_numpy(), flow.score_samples(frame.to_numpy())
+    )
+    with pytest.raises(ValueError, match="has no predict"):
+        save_model(flow, tmp_path / "bad", method="predict")
+
+
+def test_registry_alias_loads_in_a_fresh_process(store, champion, tmp_path):
+    X = champion["X"]
+    X.iloc[:50].to_csv(tmp_path / "input.csv", index=False)
+    script = (
+        "import mlflow, pandas as pd, sys\n"
+        f"model = mlflow.pyfunc.load_model('models:/{MODEL_NAME}@champion')\n"
+        f"frame = pd.read_csv(r'{tmp_path / 'input.csv'}')\n"
+        f"model.predict(frame).to_csv(r'{tmp_path / 'output.csv'}', index=False)\n"
+    )
+    subprocess.run(
+        [sys.executable, "-c", script], check=True, env=store["env"], cwd=store["folder"]
+    )
+    served = pd.read_csv(tmp_path / "output.csv")
+    frame = pd.read_csv(tmp_path / "input.csv")  # the same bytes the fresh process read
+    local = champion["imputer"].transform(frame)
+    assert list(served.columns) == list(X.columns)
+    np.testing.assert_allclose(served.to_numpy(), np.asarray(local), rtol=1e-15, atol=0)
+    client = mlflow.MlflowClient()
+    alias = client.get_model_version_by_alias(MODEL_NAME, "champion")
+    assert alias.version == champion["version"].version
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _post(url: str, body: bytes) -> tuple[int, str]:
+    request = urllib.request.Request(
+        url, data=body, headers={"Content-Type": "application/json"}, method="POST"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def _dataframe_split(frame: pd.DataFrame) -> bytes:
+    # json.dumps writes floats exactly (repr) and NaN as null once converted to None.
+    rows = [[None if np.isnan(v) else float(v) for v in row] for row in frame.to_numpy()]
+    return json.dumps({"dataframe_split": {"columns": list(frame.columns), "data": rows}}).encode()
+
+
+def test_mlflow_models_serve_answers_with_the_imputed_table(store, champion, tmp_path):
+    port = _free_port()
+    log = open(tmp_path / "serve.log", "w")
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "models",
+            "serve",
+            "-m",
+            f"models:/{MODEL_NAME}@champion",
+            "--env-manager",
+            "local",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        env=store["env"],
+        cwd=store["folder"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            assert server.poll() is None, (tmp_path / "serve.log").read_text()
+            try:
+                with urllib.request.urlopen(f"{base}/ping", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "server did not start in time"
+            time.sleep(0.5)
+
+        X = champion["X"].iloc[:20]
+        assert X.isna().any().any()
+        status, text = _post(f"{base}/invocations", _dataframe_split(X))
+        assert status == 200, text
+        served = pd.DataFrame(json.loads(text)["predictions"])
+        assert list(served.columns) == list(X.columns)
+        local = champion["imputer"].transform(X)
+        assert np.array_equal(served.to_numpy(), np.asarray(local))
+        observed = X.notna().to_numpy()
+        assert np.array_equal(served.to_numpy()[observed], X.to_numpy()[observed])
+
+        # Malformed requests: a 4xx with a message that says what is wrong; the server lives.
+        status, text = _post(f"{base}/invocations", b"{not json")
+        assert 400 <= status < 500 and "JSON" in text
+        wrong_columns = json.dumps({"dataframe_split": {"columns": ["a"], "data": [[1.0]]}})
+        status, text = _post(f"{base}/invocations", wrong_columns.encode())
+        assert 400 <= status < 500 and "mean radius" in text
+        infinite = X.iloc[:1].copy()
+        infinite.iloc[0, 0] = np.inf
+        body = _dataframe_split(infinite).replace(b"Infinity", b"1e999")
+        status, text = _post(f"{base}/invocations", body)
+        assert 400 <= status < 500 and "infinity" in text.lower(), text
+
+        status, text = _post(f"{base}/invocations", _dataframe_split(X.iloc[:1]))
+        assert status == 200, text
+        single = pd.DataFrame(json.loads(text)["predictions"]).to_numpy()
+        assert np.array_equal(single, np.asarray(champion["imputer"].transform(X.iloc[:1])))
+    finally:
+        os.killpg(server.pid, 15)
+        server.wait(timeout=30)
+        log.close()
+
+
+def _spark_session():
+    pyspark = pytest.importorskip("pyspark", reason="Spark needs the optional [spark] extra")
+    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+        pytest.skip("Spark needs Java (no java on PATH, no JAVA_HOME)")
+    from pyspark.sql import SparkSession
+
+    del pyspark
+    # Spark's Python workers must be this interpreter (with impute_dgm), not `python3` on PATH.
+    os.environ["PYSPARK_PYTHON"] = sys.executable
+    os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
+    return (
+        SparkSession.builder.master("local[2]")
+        .appName("impute-dgm-test")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", "2")
+        .getOrCreate()
+    )
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")  # pyspark on pandas 3
+def test_spark_udf_imputes_like_the_process(store, champion):
+    spark = _spark_session()
+    try:
+        from pyspark.sql.functions import col, struct
+
+        X = champion["X"].iloc[:120]
+        udf = mlflow.pyfunc.spark_udf(spark, f"models:/{MODEL_NAME}@champion", env_manager="local")
+        columns = [col(f"`{name}`") for name in X.columns]
+        # Keep the row order: a row number travels with each row through the partitions.
+        frame = spark.createDataFrame(X.assign(row=np.arange(len(X)))).repartition(2)
+        result = (
+            frame.withColumn("imputed", udf(struct(*columns)))
+            .select("row", "imputed.*")
+            .toPandas()
+            .sort_values("row")
+        )
+        imputed = result[list(X.columns)].to_numpy()
+        local = np.asarray(champion["imputer"].transform(X))
+        observed = X.notna().to_numpy()
+        assert np.array_equal(imputed[observed], X.to_numpy()[observed])
+        # Spark hands the model batches of other shapes than the in-process call; in float64
+        # that changes only the last bits of the matrix products.
+        np.testing.assert_allclose(imputed, local, rtol=1e-9, atol=1e-12)
+    finally:
+        spark.stop()
