@@ -58,3 +58,16 @@ def test_density_benchmark_writes_its_table_and_figures(tmp_path, monkeypatch):
     }
     assert set(payload["figures"]) == {"samples", "latent"}
     assert (tmp_path / "density_samples.png").stat().st_size > 1000
+
+
+def test_serving_benchmark_times_real_requests(tmp_path, monkeypatch):
+    pytest.importorskip("mlflow", reason="the serving benchmark serves with MLflow ([mlflow])")
+    run_script("serving.py", ["--quick", "--results-dir", str(tmp_path)], monkeypatch)
+    payload = json.loads((tmp_path / "serving.json").read_text())
+    latency = payload["latency"]
+    assert set(latency) == {"1_rows", "1000_rows"}
+    for record in latency.values():
+        assert record["n_requests"] == 10
+        assert 0 < record["p50_ms"] <= record["p95_ms"]
+    # A thousand rows cost more than one: the timing measures the model, not only HTTP.
+    assert latency["1000_rows"]["p50_ms"] > latency["1_rows"]["p50_ms"]
