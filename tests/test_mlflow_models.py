@@ -9,12 +9,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -175,71 +171,17 @@ def test_registry_alias_loads_in_a_fresh_process(store, champion, tmp_path):
     assert alias.version == champion["version"].version
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _post(url: str, body: bytes) -> tuple[int, str]:
-    request = urllib.request.Request(
-        url, data=body, headers={"Content-Type": "application/json"}, method="POST"
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read().decode()
-
-
 def _dataframe_split(frame: pd.DataFrame) -> bytes:
     # json.dumps writes floats exactly (repr) and NaN as null once converted to None.
     rows = [[None if np.isnan(v) else float(v) for v in row] for row in frame.to_numpy()]
     return json.dumps({"dataframe_split": {"columns": list(frame.columns), "data": rows}}).encode()
 
 
-def test_mlflow_models_serve_answers_with_the_imputed_table(store, champion, tmp_path):
-    port = _free_port()
-    log = open(tmp_path / "serve.log", "w")
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "models",
-            "serve",
-            "-m",
-            f"models:/{MODEL_NAME}@champion",
-            "--env-manager",
-            "local",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        env=store["env"],
-        cwd=store["folder"],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            assert server.poll() is None, (tmp_path / "serve.log").read_text()
-            try:
-                with urllib.request.urlopen(f"{base}/ping", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "server did not start in time"
-            time.sleep(0.5)
-
+def test_mlflow_models_serve_answers_with_the_imputed_table(store, champion, model_server):
+    with model_server(f"models:/{MODEL_NAME}@champion", store["env"], store["folder"]) as post:
         X = champion["X"].iloc[:20]
         assert X.isna().any().any()
-        status, text = _post(f"{base}/invocations", _dataframe_split(X))
+        status, text = post(_dataframe_split(X))
         assert status == 200, text
         served = pd.DataFrame(json.loads(text)["predictions"])
         assert list(served.columns) == list(X.columns)
@@ -249,25 +191,21 @@ def test_mlflow_models_serve_answers_with_the_imputed_table(store, champion, tmp
         assert np.array_equal(served.to_numpy()[observed], X.to_numpy()[observed])
 
         # Malformed requests: a 4xx with a message that says what is wrong; the server lives.
-        status, text = _post(f"{base}/invocations", b"{not json")
+        status, text = post(b"{not json")
         assert 400 <= status < 500 and "JSON" in text
         wrong_columns = json.dumps({"dataframe_split": {"columns": ["a"], "data": [[1.0]]}})
-        status, text = _post(f"{base}/invocations", wrong_columns.encode())
+        status, text = post(wrong_columns.encode())
         assert 400 <= status < 500 and "mean radius" in text
         infinite = X.iloc[:1].copy()
         infinite.iloc[0, 0] = np.inf
         body = _dataframe_split(infinite).replace(b"Infinity", b"1e999")
-        status, text = _post(f"{base}/invocations", body)
+        status, text = post(body)
         assert 400 <= status < 500 and "infinity" in text.lower(), text
 
-        status, text = _post(f"{base}/invocations", _dataframe_split(X.iloc[:1]))
+        status, text = post(_dataframe_split(X.iloc[:1]))
         assert status == 200, text
         single = pd.DataFrame(json.loads(text)["predictions"]).to_numpy()
         assert np.array_equal(single, np.asarray(champion["imputer"].transform(X.iloc[:1])))
-    finally:
-        os.killpg(server.pid, 15)
-        server.wait(timeout=30)
-        log.close()
 
 
 def _spark_session():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -70,6 +71,32 @@ def test_train_registers_then_impute_fills_a_csv(project_store, tmp_path):
     assert np.isfinite(filled.to_numpy()).all()
     observed = holes.notna().to_numpy()
     np.testing.assert_allclose(filled.to_numpy()[observed], holes.to_numpy()[observed])
+
+
+def readme_curl_body() -> bytes:
+    """The JSON of the README's curl example, read from the README itself."""
+    text = (ROOT / "README.md").read_text()
+    start = text.index("-d '", text.index("## Track and serve")) + len("-d '")
+    return text[start : text.index("'", start)].encode()
+
+
+def test_readme_serve_and_curl_example(project_store, model_server):
+    """The README's train -> serve -> curl commands, on the model the MLproject registered."""
+    mlflow_run(project_store, "train", data="iris", n_epochs=5, model_name="iris-imputer")
+    with model_server(
+        "models:/iris-imputer@champion", project_store["env"], project_store["folder"]
+    ) as post:
+        status, text = post(readme_curl_body())
+    assert status == 200, text
+    rows = json.loads(text)["predictions"]
+    sent = json.loads(readme_curl_body())["dataframe_split"]
+    assert len(rows) == len(sent["data"])
+    for row, values in zip(rows, sent["data"], strict=True):
+        assert list(row) == sent["columns"]
+        for column, value in zip(sent["columns"], values, strict=True):
+            assert np.isfinite(row[column])
+            if value is not None:
+                assert row[column] == value  # observed values come back untouched
 
 
 def test_evaluate_logs_rmse_and_mae_for_every_imputer(project_store):
