@@ -3,7 +3,19 @@
 Public estimators live at the top level; building blocks in the sub-packages.
 """
 
-from impute_dgm.estimators import FlowDensityEstimator, VAEEmbedder, VAEImputer
+from impute_dgm.estimators import (
+    EmbedThenClassify,
+    FlowDensityEstimator,
+    VAEClassifier,
+    VAEEmbedder,
+    VAEImputer,
+)
 
-__all__ = ["FlowDensityEstimator", "VAEEmbedder", "VAEImputer"]
+__all__ = [
+    "EmbedThenClassify",
+    "FlowDensityEstimator",
+    "VAEClassifier",
+    "VAEEmbedder",
+    "VAEImputer",
+]
 __version__ = "0.1.0"

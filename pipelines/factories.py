@@ -1,5 +1,8 @@
 """Pipeline factories: impute (or embed) with a deep generative model, then classify.
 
+``make_semi_supervised_m1`` is the semi-supervised recipe M1: the embedder learns from every
+row, labelled or not (``y == -1``), the classifier from the labelled rows.
+
 The step names are the lower-cased class names, so nested parameters read as scikit-learn users
 expect: ``vaeimputer__latent_dim``, ``logisticregression__C``.
 """
@@ -12,7 +15,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from impute_dgm import VAEEmbedder, VAEImputer
+from impute_dgm import EmbedThenClassify, VAEEmbedder, VAEImputer
 
 
 def make_impute_classify_pipeline(classifier: Any = None, **imputer_params: Any) -> Pipeline:
@@ -51,3 +54,25 @@ def make_embed_classify_pipeline(classifier: Any = None, **embedder_params: Any)
     """
     classifier = classifier if classifier is not None else LogisticRegression(max_iter=1000)
     return make_pipeline(VAEEmbedder(**embedder_params), classifier)
+
+
+def make_semi_supervised_m1(classifier: Any = None, **embedder_params: Any) -> EmbedThenClassify:
+    """M1 (Kingma et al., 2014): VAEEmbedder on all rows, classifier on the labelled rows.
+
+    Unlike :func:`make_embed_classify_pipeline`, whose classifier would see ``-1`` as a class,
+    ``fit(X, y)`` fits the embedder on every row of X and the classifier only where
+    ``y != -1``. Nested parameters: ``embedder__latent_dim``, ``classifier__C``.
+
+    Parameters
+    ----------
+    classifier : estimator, optional
+        Any scikit-learn classifier; ``LogisticRegression(max_iter=1000)`` when None.
+    **embedder_params
+        Passed to :class:`~impute_dgm.VAEEmbedder`.
+
+    Returns
+    -------
+    EmbedThenClassify
+    """
+    classifier = classifier if classifier is not None else LogisticRegression(max_iter=1000)
+    return EmbedThenClassify(VAEEmbedder(**embedder_params), classifier)

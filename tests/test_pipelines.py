@@ -5,7 +5,11 @@ import pytest
 from sklearn.datasets import load_breast_cancer
 from sklearn.model_selection import GridSearchCV
 
-from pipelines import make_embed_classify_pipeline, make_impute_classify_pipeline
+from pipelines import (
+    make_embed_classify_pipeline,
+    make_impute_classify_pipeline,
+    make_semi_supervised_m1,
+)
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +41,18 @@ def test_embed_then_classify_accepts_missing_values(incomplete_breast_cancer):
     ).fit(X, y)
     assert pipeline.score(X, y) > 0.8
     assert pipeline.named_steps["vaeembedder"].transform(X).shape == (len(X), 4)
+
+
+def test_semi_supervised_m1_recipe_in_a_grid_search(incomplete_breast_cancer):
+    X, y = incomplete_breast_cancer
+    y_partial = np.where(np.random.default_rng(1).random(len(y)) < 0.2, y, -1)  # ~115 labels
+    m1 = make_semi_supervised_m1(
+        latent_dim=4, hidden_dims=(16,), n_epochs=10, n_eval_samples=20, random_state=0
+    )
+    search = GridSearchCV(m1, {"classifier__C": [0.1, 1.0]}, cv=2).fit(X, y_partial)
+    assert -1 not in search.best_estimator_.classes_
+    assert search.best_estimator_.score(X, y) > 0.8
+    assert search.best_estimator_.embedder_.n_features_in_ == X.shape[1]
 
 
 def test_run_script_logs_nested_runs(tmp_path, monkeypatch):

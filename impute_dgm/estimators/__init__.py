@@ -1,7 +1,15 @@
 """scikit-learn estimators."""
 
+from impute_dgm.estimators.classifier import VAEClassifier
 from impute_dgm.estimators.embedder import VAEEmbedder
 from impute_dgm.estimators.flow import FlowDensityEstimator
 from impute_dgm.estimators.imputer import VAEImputer
+from impute_dgm.estimators.semi_supervised import EmbedThenClassify
 
-__all__ = ["FlowDensityEstimator", "VAEEmbedder", "VAEImputer"]
+__all__ = [
+    "EmbedThenClassify",
+    "FlowDensityEstimator",
+    "VAEClassifier",
+    "VAEEmbedder",
+    "VAEImputer",
+]

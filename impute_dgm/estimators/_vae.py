@@ -171,6 +171,30 @@ class BaseVAE(BaseTorchEstimator):
             torch.as_tensor(observed, dtype=dtype, device=device),
         )
 
+    def _initialise_model(
+        self, X: np.ndarray
+    ) -> tuple[np.random.RandomState, torch.device, tuple[torch.Tensor, torch.Tensor]]:
+        """Fit the likelihood and scaler to X, build the seeded model, initialise its prior.
+
+        Returns the random state (for the rest of the fit), the device and (x, mask) tensors.
+        """
+        self.likelihood_ = make_likelihood(self.likelihood).fitted(X)
+        # Never train the user's Prior object itself: parameters are not to be mutated.
+        self._prior_template = copy.deepcopy(
+            make_prior(self.prior, self.latent_dim, self.n_components)
+        )
+        random_state, device = self._start_fit()
+        self.scaler_ = ObservedScaler(standardize=self.likelihood_.standardize).fit(X)
+        self.model_ = self._build_seeded(draw_seed(random_state), device)
+        self._eval_seed = draw_seed(random_state)
+        data = self._to_tensors(X, device)
+        self.model_.prior.initialize(*data, make_generator(draw_seed(random_state), device))
+        return random_state, device, data
+
+    def _kl_weight(self, epoch: int) -> float:
+        """Weight of the prior term at ``epoch`` under KL warm-up (1 without warm-up)."""
+        return min(1.0, (epoch + 1) / self.kl_warmup) if self.kl_warmup else 1.0
+
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
         """Fit the model to (possibly incomplete) data by the importance-weighted bound.
@@ -187,17 +211,7 @@ class BaseVAE(BaseTorchEstimator):
         self
         """
         X = check_array_input(self, X, reset=True, forbid_all_missing_columns=True)
-        self.likelihood_ = make_likelihood(self.likelihood).fitted(X)
-        # Never train the user's Prior object itself: parameters are not to be mutated.
-        self._prior_template = copy.deepcopy(
-            make_prior(self.prior, self.latent_dim, self.n_components)
-        )
-        random_state, device = self._start_fit()
-        self.scaler_ = ObservedScaler(standardize=self.likelihood_.standardize).fit(X)
-        self.model_ = self._build_seeded(draw_seed(random_state), device)
-        self._eval_seed = draw_seed(random_state)
-        data = self._to_tensors(X, device)
-        self.model_.prior.initialize(*data, make_generator(draw_seed(random_state), device))
+        random_state, device, data = self._initialise_model(X)
         latent_dim, n_importance = self.latent_dim, self.n_importance
         validation_noise = torch.randn(
             n_importance, 1, latent_dim, generator=self._eval_generator(device), device=device
@@ -206,7 +220,7 @@ class BaseVAE(BaseTorchEstimator):
         kl_weight = [1.0]  # set per epoch during warm-up
 
         def set_kl_weight(epoch: int) -> None:
-            kl_weight[0] = min(1.0, (epoch + 1) / self.kl_warmup) if self.kl_warmup else 1.0
+            kl_weight[0] = self._kl_weight(epoch)
 
         def loss(batch, generator):
             x, mask = batch
