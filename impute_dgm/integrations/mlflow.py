@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from impute_dgm.integrations.mlflow_models import (
+    _mlflow,
     load_estimator,
     log_model,
     register_model,
@@ -46,16 +47,6 @@ __all__ = [
 
 # MLflow refuses parameter values longer than this.
 _MAX_PARAM_LENGTH = 6000
-
-
-def _mlflow():
-    try:
-        import mlflow
-    except ImportError as error:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "MLflow tracking needs mlflow: pip install 'impute-dgm[mlflow]'."
-        ) from error
-    return mlflow
 
 
 class MlflowCallback:

@@ -45,7 +45,7 @@ def _mlflow():
         import mlflow
     except ImportError as error:  # pragma: no cover - depends on the environment
         raise ImportError(
-            "Logging models needs mlflow: pip install 'impute-dgm[mlflow]'."
+            "impute-dgm's MLflow integration needs mlflow: pip install 'impute-dgm[mlflow]'."
         ) from error
     return mlflow
 
