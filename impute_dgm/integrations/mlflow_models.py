@@ -111,7 +111,7 @@ class EstimatorPyfunc:
         try:
             return self._predict(self._as_model_input(model_input))
         except ValueError as error:
-            # A clear 400 from ``mlflow models serve`` instead of a generic 500-style message.
+            # Our message in the 400 of ``mlflow models serve``, not its generic "unexpected error".
             from mlflow.exceptions import INVALID_PARAMETER_VALUE, MlflowException
 
             raise MlflowException(str(error), error_code=INVALID_PARAMETER_VALUE) from error
