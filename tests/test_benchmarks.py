@@ -71,3 +71,28 @@ def test_serving_benchmark_times_real_requests(tmp_path, monkeypatch):
         assert 0 < record["p50_ms"] <= record["p95_ms"]
     # A thousand rows cost more than one: the timing measures the model, not only HTTP.
     assert latency["1000_rows"]["p50_ms"] > latency["1_rows"]["p50_ms"]
+
+
+def test_semi_supervised_benchmark_writes_every_cell(tmp_path, monkeypatch):
+    run_script(
+        "semi_supervised.py",
+        ["--quick", "--seeds", "1", "--results-dir", str(tmp_path)],
+        monkeypatch,
+    )
+    payload = json.loads((tmp_path / "semi_supervised.json").read_text())
+    results = payload["results"]
+    assert set(results) == {"complete", "30% missing"}
+    for methods in results.values():
+        assert set(methods) == {
+            "M1 (VAEEmbedder + LogReg)",
+            "M2 (VAEClassifier)",
+            "LabelSpreading (knn)",
+            "SelfTraining(SVC)",
+            "LogReg (labelled only)",
+            "PCA + LogReg",
+        }
+        for cells in methods.values():
+            assert set(cells) == {"10", "50"}
+            for cell in cells.values():
+                assert 0.0 <= cell["accuracy"]["mean"] <= 1.0
+    assert set(payload["margin_over_best_baseline"]["complete"]) == {"10", "50"}
