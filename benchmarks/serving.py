@@ -17,9 +17,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import os
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,34 +30,13 @@ from _common import RESULTS, environment, print_table, write_json  # noqa: E402
 
 from impute_dgm import VAEImputer  # noqa: E402
 from impute_dgm.integrations.mlflow import save_model  # noqa: E402
+from impute_dgm.integrations.mlflow_serving import local_model_server  # noqa: E402
 from impute_dgm.missingness import ampute  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def request_body(frame) -> bytes:
     rows = [[None if np.isnan(v) else float(v) for v in row] for row in frame.to_numpy()]
     return json.dumps({"dataframe_split": {"columns": list(frame.columns), "data": rows}}).encode()
-
-
-def wait_until_up(server: subprocess.Popen, port: int, log_path: Path, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"the server exited:\n{log_path.read_text()}")
-        try:
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            connection.request("GET", "/ping")
-            if connection.getresponse().status == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.5)
-    raise RuntimeError("the server did not answer /ping in time")
 
 
 def time_requests(port: int, bodies: list[bytes]) -> np.ndarray:
@@ -117,33 +93,16 @@ def main(argv: list[str] | None = None) -> dict:
     with tempfile.TemporaryDirectory() as folder:
         model_path = Path(folder) / "model"
         save_model(imputer, model_path, input_example=X.iloc[:3])
-        port = free_port()
-        log_path = Path(folder) / "serve.log"
-        env = {
-            **os.environ,
-            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        }
-        with open(log_path, "w") as log:
-            server = subprocess.Popen(
-                [sys.executable, "-m", "mlflow", "models", "serve", "-m", str(model_path),
-                 "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port)],
-                env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            )  # fmt: skip
-            try:
-                start = time.perf_counter()
-                wait_until_up(server, port, log_path, timeout=180)
-                results["startup_seconds"] = time.perf_counter() - start
-                for size in sizes:
-                    pool = bodies[size]
-                    time_requests(port, pool[:3])  # warm-up, not counted
-                    chosen = [pool[i % len(pool)] for i in range(n_requests)]
-                    results["latency"][f"{size}_rows"] = summarise_latency(
-                        time_requests(port, chosen)
-                    )
-                    print(f"{size} rows: {results['latency'][f'{size}_rows']}", flush=True)
-            finally:
-                os.killpg(server.pid, 15)
-                server.wait(timeout=30)
+        start = time.perf_counter()
+        with local_model_server(str(model_path), log_path=Path(folder) / "serve.log") as url:
+            results["startup_seconds"] = time.perf_counter() - start
+            port = int(url.rsplit(":", 1)[1])
+            for size in sizes:
+                pool = bodies[size]
+                time_requests(port, pool[:3])  # warm-up, not counted
+                chosen = [pool[i % len(pool)] for i in range(n_requests)]
+                results["latency"][f"{size}_rows"] = summarise_latency(time_requests(port, chosen))
+                print(f"{size} rows: {results['latency'][f'{size}_rows']}", flush=True)
 
     rows = [
         {

@@ -4,11 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -59,63 +54,34 @@ def small_table():
     return remove_completely_at_random(X, 0.2, seed=2)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def model_server(tmp_path):
-    """Start ``mlflow models serve --env-manager local`` for a model URI on a free local port.
+    """Serve a model with ``mlflow models serve --env-manager local`` on a free local port.
 
     Used as ``with model_server(uri, env, cwd) as post: status, text = post(json_bytes)``;
     the server is stopped when the block ends.
     """
+    from impute_dgm.integrations.mlflow_serving import local_model_server
 
     @contextlib.contextmanager
     def serve(model_uri: str, env: dict, cwd: Path):
-        port = _free_port()
-        log_path = tmp_path / f"serve-{port}.log"
-        command = [
-            sys.executable, "-m", "mlflow", "models", "serve", "-m", model_uri,
-            "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port),
-        ]  # fmt: skip
-        with open(log_path, "w") as log:
-            server = subprocess.Popen(
-                command, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )  # fmt: skip
-        base = f"http://127.0.0.1:{port}"
+        with local_model_server(
+            model_uri, env=env, cwd=cwd, log_path=tmp_path / "serve.log"
+        ) as base:
 
-        def post(body: bytes) -> tuple[int, str]:
-            request = urllib.request.Request(
-                f"{base}/invocations",
-                data=body,
-                headers={"Content-Type": "application/json"},
-                method="POST",
-            )
-            try:
-                with urllib.request.urlopen(request, timeout=60) as response:
-                    return response.status, response.read().decode()
-            except urllib.error.HTTPError as error:
-                return error.code, error.read().decode()
-
-        try:
-            deadline = time.monotonic() + 180
-            while True:
-                assert server.poll() is None, log_path.read_text()
+            def post(body: bytes) -> tuple[int, str]:
+                request = urllib.request.Request(
+                    f"{base}/invocations",
+                    data=body,
+                    headers={"Content-Type": "application/json"},
+                    method="POST",
+                )
                 try:
-                    with urllib.request.urlopen(f"{base}/ping", timeout=2) as response:
-                        if response.status == 200:
-                            break
-                except OSError:
-                    pass
-                assert time.monotonic() < deadline, "the server did not start in 180 s"
-                time.sleep(0.5)
+                    with urllib.request.urlopen(request, timeout=60) as response:
+                        return response.status, response.read().decode()
+                except urllib.error.HTTPError as error:
+                    return error.code, error.read().decode()
+
             yield post
-        finally:
-            os.killpg(server.pid, signal.SIGTERM)
-            server.wait(timeout=30)
 
     return serve

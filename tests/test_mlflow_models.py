@@ -253,3 +253,11 @@ def test_spark_udf_imputes_like_the_process(store, champion):
         np.testing.assert_allclose(imputed, local, rtol=1e-9, atol=1e-12)
     finally:
         spark.stop()
+
+
+def test_local_model_server_reports_a_server_that_cannot_start(tmp_path):
+    from impute_dgm.integrations.mlflow_serving import local_model_server
+
+    with pytest.raises(RuntimeError, match="exited"):
+        with local_model_server(str(tmp_path / "no-model-here"), log_path=tmp_path / "log"):
+            pass
