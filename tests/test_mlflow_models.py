@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 mlflow = pytest.importorskip("mlflow", reason="MLflow is the optional [mlflow] extra")
 
@@ -53,7 +54,10 @@ def store(tmp_path_factory):
     previous = os.getcwd()
     os.chdir(folder)  # the default artifact root is under the working folder
     mlflow.set_tracking_uri(uri)
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "OMP_NUM_THREADS": "1"}
+    # Subprocesses compute with as many threads as this process: float64 products summed by
+    # another number of threads differ in the last bits, and the round trips compare exactly.
+    threads = str(torch.get_num_threads())
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "OMP_NUM_THREADS": threads}
     # Commands MLflow starts (uvicorn, python) come from this interpreter's environment,
     # activated or not.
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
