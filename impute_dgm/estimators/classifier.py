@@ -185,19 +185,14 @@ class VAEClassifier(ClassifierMixin, BaseVAE):
             total = x.new_zeros(())
             if known.any():
                 one_hot = model.one_hot(labels[known], n_classes, x.dtype)
-                total = (
-                    total
-                    - model.labelled_bound(
-                        x[known], mask[known], one_hot, noise[:, known], weight
-                    ).sum()
+                bound = model.labelled_bound(
+                    x[known], mask[known], one_hot, noise[:, known], weight
                 )
+                total = total - bound.sum()
             if (~known).any():
-                total = (
-                    total
-                    - model.unlabelled_bound(
-                        x[~known], mask[~known], noise[:, ~known], weight
-                    ).sum()
-                )
+                unknown = ~known
+                bound = model.unlabelled_bound(x[unknown], mask[unknown], noise[:, unknown], weight)
+                total = total - bound.sum()
             return total
 
         def loss(batch, generator):
