@@ -1,9 +1,9 @@
 """Run ``mlflow models serve`` on this machine for as long as a ``with`` block lasts.
 
-Used by the tests and the serving benchmark, and handy for trying a model before deploying it:
+Used by the tests and the serving benchmark, and handy for trying a model before deploying it::
 
->>> with local_model_server("models:/bc-imputer@champion") as url:  # doctest: +SKIP
-...     requests.post(f"{url}/invocations", json={"dataframe_split": ...})
+    with local_model_server("models:/bc-imputer@champion") as url:
+        requests.post(f"{url}/invocations", json={"dataframe_split": {...}})
 """
 
 from __future__ import annotations
