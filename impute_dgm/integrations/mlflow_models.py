@@ -149,32 +149,29 @@ def _input_example_frame(estimator: Any, input_example: Any) -> pd.DataFrame | N
         return None
     columns = input_columns(estimator)
     if isinstance(input_example, pd.DataFrame):
-        frame = input_example[columns] if set(columns) <= set(input_example.columns) else None
-        if frame is None:
+        if not set(columns) <= set(input_example.columns):
             raise ValueError(f"input_example needs the columns {columns}.")
+        frame = input_example[columns]
     else:
         frame = pd.DataFrame(np.asarray(input_example, dtype=float), columns=columns)
     # Every column is double: NaN (JSON null) must be a valid value of it.
     return frame.astype(np.float64).reset_index(drop=True)
 
 
-def _signature(estimator: Any, method: str, example: pd.DataFrame | None):
-    from mlflow.models import infer_signature
+def _signature(pyfunc: EstimatorPyfunc, example: pd.DataFrame | None):
+    from mlflow.models import ModelSignature, infer_signature
     from mlflow.types import ColSpec, Schema
 
-    inputs = Schema([ColSpec("double", name) for name in input_columns(estimator)])
+    estimator, method = pyfunc.estimator, pyfunc.method
+    inputs = Schema([ColSpec("double", name) for name in pyfunc.columns])
     outputs = None
     if example is not None:
-        output = EstimatorPyfunc(estimator, method)._predict(
-            example if hasattr(estimator, "feature_names_in_") else example.to_numpy()
-        )
+        output = pyfunc._predict(pyfunc._as_model_input(example))
         outputs = infer_signature(example, output).outputs
     elif method == "score_samples":
         outputs = Schema([ColSpec("double", LOG_DENSITY_COLUMN)])
     elif method == "transform" and hasattr(estimator, "get_feature_names_out"):
         outputs = Schema([ColSpec("double", str(n)) for n in estimator.get_feature_names_out()])
-    from mlflow.models import ModelSignature
-
     return ModelSignature(inputs=inputs, outputs=outputs)
 
 
@@ -195,14 +192,14 @@ def _pyfunc_arguments(
 ) -> dict[str, Any]:
     """Write the estimator under ``staging`` and return the arguments of MLflow's save/log."""
     method = method or default_method(estimator)
-    EstimatorPyfunc(estimator, method)  # fail early on a bad method or an unfitted estimator
+    pyfunc = EstimatorPyfunc(estimator, method)  # fails early on a bad method or an unfitted one
     example = _input_example_frame(estimator, input_example)
     data_path = _save_directory(estimator, Path(staging) / "estimator")
     (data_path / _CONFIG_FILE).write_text(json.dumps({"method": method}))
     return dict(
         loader_module=__name__,
         data_path=str(data_path),
-        signature=_signature(estimator, method, example),
+        signature=_signature(pyfunc, example),
         input_example=example,
         pip_requirements=_requirements(),
         metadata={"estimator": type(estimator).__name__, "method": method, **(metadata or {})},
