@@ -164,7 +164,7 @@ class Trainer:
                     logs["validation_loss"] = float(evaluate(validation_data))
                 history.validation_loss.append(logs["validation_loss"])
                 if epoch < self.warmup_epochs:
-                    pass
+                    pass  # the loss is still being annealed: neither a best nor patience
                 elif logs["validation_loss"] < best_loss:
                     best_loss, epochs_without_improvement = logs["validation_loss"], 0
                     best_state = copy.deepcopy(model.state_dict())

@@ -11,7 +11,6 @@ import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -58,9 +57,6 @@ def store(tmp_path_factory):
     # another number of threads differ in the last bits, and the round trips compare exactly.
     threads = str(torch.get_num_threads())
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "OMP_NUM_THREADS": threads}
-    # Commands MLflow starts (uvicorn, python) come from this interpreter's environment,
-    # activated or not.
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     yield {"uri": uri, "folder": folder, "env": env}
     while mlflow.active_run():
         mlflow.end_run()

@@ -191,9 +191,29 @@ class BaseVAE(BaseTorchEstimator):
         self.model_.prior.initialize(*data, make_generator(draw_seed(random_state), device))
         return random_state, device, data
 
-    def _kl_weight(self, epoch: int) -> float:
-        """Weight of the prior term at ``epoch`` under KL warm-up (1 without warm-up)."""
-        return min(1.0, (epoch + 1) / self.kl_warmup) if self.kl_warmup else 1.0
+    def _train_with_kl_warmup(self, loss, evaluate, data, random_state, device):
+        """Run the shared Trainer with ``loss(batch, generator, kl_weight)``.
+
+        The weight grows linearly to 1 over the first ``kl_warmup`` epochs (1 without warm-up),
+        and early stopping ignores those epochs. Sets ``history_`` and ``n_epochs_``.
+        """
+        kl_weight = 1.0
+
+        def set_kl_weight(epoch: int) -> None:
+            nonlocal kl_weight
+            kl_weight = min(1.0, (epoch + 1) / self.kl_warmup) if self.kl_warmup else 1.0
+
+        self.history_ = self._train(
+            lambda batch, generator: loss(batch, generator, kl_weight),
+            evaluate,
+            data,
+            random_state,
+            device,
+            type(self).__name__,
+            warmup_epochs=self.kl_warmup,
+            on_epoch_start=set_kl_weight,
+        )
+        self.n_epochs_ = len(self.history_.train_loss)
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
@@ -217,33 +237,18 @@ class BaseVAE(BaseTorchEstimator):
             n_importance, 1, latent_dim, generator=self._eval_generator(device), device=device
         )
 
-        kl_weight = [1.0]  # set per epoch during warm-up
-
-        def set_kl_weight(epoch: int) -> None:
-            kl_weight[0] = self._kl_weight(epoch)
-
-        def loss(batch, generator):
+        def loss(batch, generator, kl_weight):
             x, mask = batch
             noise = torch.randn(
                 n_importance, x.shape[0], latent_dim, generator=generator, device=device
             )
-            return -self.model_.bound(x, mask, noise, kl_weight[0]).mean()
+            return -self.model_.bound(x, mask, noise, kl_weight).mean()
 
         def evaluate(data):
             x, mask = data
             return float(-self.model_.bound(x, mask, validation_noise).mean())
 
-        self.history_ = self._train(
-            loss,
-            evaluate,
-            data,
-            random_state,
-            device,
-            type(self).__name__,
-            warmup_epochs=self.kl_warmup,
-            on_epoch_start=set_kl_weight,
-        )
-        self.n_epochs_ = len(self.history_.train_loss)
+        self._train_with_kl_warmup(loss, evaluate, data, random_state, device)
         return self
 
     # --- evaluation --------------------------------------------------------------------

@@ -174,10 +174,6 @@ class VAEClassifier(ClassifierMixin, BaseVAE):
         pool_x, pool_mask, pool_labels = x_all[pool], mask_all[pool], labels_all[pool]
         n_pool = pool_labels.shape[0]
         labelled_batch = min(self.batch_size, n_pool)
-        kl_weight = [1.0]
-
-        def set_kl_weight(epoch: int) -> None:
-            kl_weight[0] = self._kl_weight(epoch)
 
         def generative_loss(x, mask, labels, noise, weight) -> torch.Tensor:
             """Sum over rows of -bound: labelled rows with y, unlabelled ones summed over y."""
@@ -195,12 +191,12 @@ class VAEClassifier(ClassifierMixin, BaseVAE):
                 total = total - bound.sum()
             return total
 
-        def loss(batch, generator):
+        def loss(batch, generator, kl_weight):
             x, mask, labels = batch
             noise = torch.randn(
                 n_importance, x.shape[0], latent_dim, generator=generator, device=device
             )
-            objective = generative_loss(x, mask, labels, noise, kl_weight[0]) / x.shape[0]
+            objective = generative_loss(x, mask, labels, noise, kl_weight) / x.shape[0]
             if self.alpha > 0:
                 rows = torch.randint(
                     0, n_pool, (labelled_batch,), generator=generator, device=device
@@ -220,17 +216,9 @@ class VAEClassifier(ClassifierMixin, BaseVAE):
             noise = validation_noise.expand(-1, x.shape[0], -1)
             return float(generative_loss(x, mask, labels, noise, 1.0) / x.shape[0])
 
-        self.history_ = self._train(
-            loss,
-            evaluate,
-            (x_all, mask_all, labels_all),
-            random_state,
-            device,
-            type(self).__name__,
-            warmup_epochs=self.kl_warmup,
-            on_epoch_start=set_kl_weight,
+        self._train_with_kl_warmup(
+            loss, evaluate, (x_all, mask_all, labels_all), random_state, device
         )
-        self.n_epochs_ = len(self.history_.train_loss)
         return self
 
     def predict_proba(self, X) -> np.ndarray:
