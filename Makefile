@@ -44,6 +44,7 @@ benchmark: install-dev
 	$(BIN)/python benchmarks/flows.py
 	$(BIN)/python benchmarks/density.py
 	$(BIN)/python benchmarks/serving.py
+	$(BIN)/python benchmarks/semi_supervised.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
