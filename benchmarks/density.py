@@ -28,12 +28,11 @@ from impute_dgm import VAEEmbedder  # noqa: E402
 
 PRIORS = ("standard", "mog", "vamp", "flow")
 K_LADDER = (1, 10, 100, 1000)
-# A two-dimensional latent space: the aggregate posterior of ten digit classes is far from a
-# single Gaussian there, which is where a learned prior can matter (at 10 dimensions all four
-# priors came within 1 nat of each other in our runs).
+# Latent size 10: about 5 nats better than latent 2 for every prior in single-seed probes
+# (standard prior 90.1 against 95.1), so the priors are compared where the model is good.
 SETTINGS = dict(
     likelihood="categorical",
-    latent_dim=2,
+    latent_dim=10,
     hidden_dims=(256, 256),
     n_components=50,
     n_importance=5,
