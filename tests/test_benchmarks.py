@@ -27,6 +27,7 @@ def test_imputation_benchmark_writes_its_table(tmp_path, monkeypatch, capsys):
         "IterativeImputer (BayesianRidge)",
         "IterativeImputer (ExtraTrees)",
         "VAEImputer",
+        "VAEImputer (early stopping)",
     }
     for record in payload["results"].values():
         assert {"rmse", "mae", "seconds"} <= set(record)
