@@ -70,6 +70,15 @@ class LabelledLatentVariableModel(nn.Module):
         # The label enters the encoder as extra, always observed, input columns.
         self.encoder = GaussianEncoder(n_features + n_classes, latent_dim, hidden_dims, mask_input)
         self.decoder = MLP(latent_dim + n_classes, n_features * likelihood.n_params, hidden_dims)
+        # M2 starts from PyTorch's default (smaller) weights rather than MLP's Glorot ones: with
+        # a near-constant code at first, the decoder learns to explain the digits through y
+        # before z, which is what makes the unlabelled rows teach the classifier. Measured on
+        # the semi-supervised benchmark (digits, 10 labels, 5 seeds): 0.80 accuracy against 0.74
+        # with Glorot weights; no difference at 50 or 100 labels.
+        for network in (self.classifier, self.encoder, self.decoder):
+            for layer in network.modules():
+                if isinstance(layer, nn.Linear):
+                    layer.reset_parameters()
         self.log_label_prior = -math.log(n_classes)
         prior.attach(self)
 
