@@ -35,6 +35,7 @@ VAE_PARAMS: dict = {}
 
 
 def make_methods(seed: int, quick: bool) -> dict:
+    vae_params = {"n_epochs": 30} if quick else VAE_PARAMS
     return {
         "mean": lambda: SimpleImputer(strategy="mean"),
         "KNNImputer": lambda: KNNImputer(n_neighbors=5),
@@ -48,14 +49,10 @@ def make_methods(seed: int, quick: bool) -> dict:
             max_iter=3 if quick else 10,
             random_state=seed,
         ),
-        "VAEImputer": lambda: VAEImputer(
-            random_state=seed, **({"n_epochs": 30} if quick else VAE_PARAMS)
-        ),
+        "VAEImputer": lambda: VAEImputer(random_state=seed, **vae_params),
         # Not the default: this row shows why (README, "Early stopping is available").
         "VAEImputer (early stopping)": lambda: VAEImputer(
-            random_state=seed,
-            early_stopping=True,
-            **({"n_epochs": 30} if quick else VAE_PARAMS),
+            random_state=seed, early_stopping=True, **vae_params
         ),
     }
 
