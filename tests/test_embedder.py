@@ -131,6 +131,26 @@ def test_reproducible_and_pandas(digits):
     pd.testing.assert_frame_equal(codes, second.transform(frame))
 
 
+@pytest.mark.parametrize("prior", ["standard", "mog", "vamp", "flow"])
+def test_random_state_fixes_every_prior_whatever_the_global_torch_seed(digits, prior):
+    import torch
+
+    X_train = digits[0][:200]
+    models = []
+    for global_seed in (1, 2):
+        torch.manual_seed(global_seed)
+        models.append(digits_embedder(prior=prior, n_components=3, n_epochs=1).fit(X_train))
+    first, second = (model.model_.state_dict() for model in models)
+    assert all(torch.equal(first[name], second[name]) for name in first)
+    np.testing.assert_array_equal(models[0].transform(X_train), models[1].transform(X_train))
+    # The fit draws from its own seeded stream, not from (and not advancing) the global one.
+    torch.manual_seed(3)
+    expected = torch.rand(1)
+    torch.manual_seed(3)
+    digits_embedder(prior=prior, n_components=3, n_epochs=1).fit(X_train)
+    assert torch.equal(torch.rand(1), expected)
+
+
 def test_inverse_transform_checks_its_input(fitted):
     with pytest.raises(ValueError, match="shape"):
         fitted.inverse_transform(np.zeros((2, 3)))

@@ -13,7 +13,7 @@ from sklearn.base import _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from impute_dgm._device import draw_seed, make_generator
+from impute_dgm._device import draw_seed, make_generator, seeded_torch
 from impute_dgm._validation import check_array_input
 from impute_dgm.distributions.likelihoods import Likelihood, make_likelihood
 from impute_dgm.distributions.priors import PRIORS, Prior, make_prior
@@ -161,6 +161,17 @@ class BaseVAE(BaseTorchEstimator):
             mask_input=self.mask_input,
         )
 
+    def _build_seeded(self, seed: int, device: torch.device) -> torch.nn.Module:
+        with seeded_torch(seed, device):
+            # The prior is made inside the seeded block: a named prior's random initialisation
+            # (mixture means, flow weights) must follow random_state, not torch's global seed.
+            # It is kept as the template _build_model copies, so unpickling rebuilds the same
+            # architecture. A Prior object given by the user is copied, never trained itself.
+            self._prior_template = copy.deepcopy(
+                make_prior(self.prior, self.latent_dim, self.n_components)
+            )
+            return self._build_model().to(device)
+
     def _to_tensors(
         self, X: np.ndarray, device: torch.device, dtype: torch.dtype = torch.float32
     ) -> tuple[torch.Tensor, ...]:
@@ -179,10 +190,6 @@ class BaseVAE(BaseTorchEstimator):
         Returns the random state (for the rest of the fit), the device and (x, mask) tensors.
         """
         self.likelihood_ = make_likelihood(self.likelihood).fitted(X)
-        # Never train the user's Prior object itself: parameters are not to be mutated.
-        self._prior_template = copy.deepcopy(
-            make_prior(self.prior, self.latent_dim, self.n_components)
-        )
         random_state, device = self._start_fit()
         self.scaler_ = ObservedScaler(standardize=self.likelihood_.standardize).fit(X)
         self.model_ = self._build_seeded(draw_seed(random_state), device)
