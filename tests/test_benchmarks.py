@@ -1,6 +1,7 @@
 """The benchmark scripts run end to end (tiny settings) and write what they promise."""
 
 import json
+import math
 import runpy
 import sys
 from pathlib import Path
@@ -56,7 +57,10 @@ def test_density_benchmark_writes_its_table_and_figures(tmp_path, monkeypatch):
         "mog",
         "vamp",
         "flow",
+        "standard + ex-post mog",
     }
+    ex_post = payload["results"]["standard + ex-post mog"]["nll"]["mean"]
+    assert math.isfinite(ex_post) and ex_post > 0
     assert set(payload["figures"]) == {"samples", "latent"}
     assert (tmp_path / "density_samples.png").stat().st_size > 1000
 
