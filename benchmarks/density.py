@@ -69,6 +69,24 @@ def flat_baseline_nll(X_train: np.ndarray, X_test: np.ndarray) -> float:
     return float(-log_p[np.arange(X_test.shape[1]), X_test.astype(int)].sum(1).mean())
 
 
+def record_test_nll(
+    record: dict[str, list],
+    model: VAEEmbedder,
+    X_test: np.ndarray,
+    ladder: tuple[int, ...],
+    fit_seconds: float,
+) -> dict[int, float]:
+    """Append the test NLL at each K of ``ladder`` (the last K's is the NLL) and the fit time."""
+    by_k = {}
+    for k in ladder:
+        model.set_params(n_eval_samples=k)
+        by_k[k] = -model.score(X_test)
+        record[f"nll_k{k}"].append(by_k[k])
+    record["nll"].append(by_k[ladder[-1]])
+    record["fit_seconds"].append(fit_seconds)
+    return by_k
+
+
 def with_ex_post_prior(
     model: VAEEmbedder, X_train: np.ndarray, n_components: int, seed: int
 ) -> VAEEmbedder:
@@ -126,19 +144,12 @@ def main(argv: list[str] | None = None) -> dict:
             start = time.perf_counter()
             model.fit(X[train])
             seconds = time.perf_counter() - start
-            by_k = {}
-            for k in ladder:
-                model.set_params(n_eval_samples=k)
-                by_k[k] = -model.score(X[test])
             record = records.setdefault(
                 prior,
                 {"nll": [], "fit_seconds": [], "epochs": [], **{f"nll_k{k}": [] for k in ladder}},
             )
-            record["nll"].append(by_k[ladder[-1]])
-            record["fit_seconds"].append(seconds)
+            by_k = record_test_nll(record, model, X[test], ladder, seconds)
             record["epochs"].append(model.n_epochs_)
-            for k in ladder:
-                record[f"nll_k{k}"].append(by_k[k])
             fitted[(prior, seed)] = (model, test)
             print(
                 f"seed {seed} {prior:8s} NLL {by_k[ladder[-1]]:7.2f} (K=1: {by_k[1]:7.2f})"
@@ -149,17 +160,10 @@ def main(argv: list[str] | None = None) -> dict:
         start = time.perf_counter()
         ex_post = with_ex_post_prior(standard_model, X[train], settings["n_components"], seed)
         seconds = records["standard"]["fit_seconds"][-1] + time.perf_counter() - start
-        by_k = {}
-        for k in ladder:
-            ex_post.set_params(n_eval_samples=k)
-            by_k[k] = -ex_post.score(X[test])
         record = records.setdefault(
             EX_POST, {"nll": [], "fit_seconds": [], **{f"nll_k{k}": [] for k in ladder}}
         )
-        record["nll"].append(by_k[ladder[-1]])
-        record["fit_seconds"].append(seconds)
-        for k in ladder:
-            record[f"nll_k{k}"].append(by_k[k])
+        by_k = record_test_nll(record, ex_post, X[test], ladder, seconds)
         print(f"seed {seed} ex-post  NLL {by_k[ladder[-1]]:7.2f} (K=1: {by_k[1]:7.2f})", flush=True)
         print(f"seed {seed} flat     NLL {flat['nll'][-1]:7.2f}", flush=True)
 
