@@ -13,17 +13,22 @@ import pytest
 import torch
 from sklearn.datasets import load_breast_cancer
 from sklearn.preprocessing import StandardScaler
+from statistical import seed
 
 from impute_dgm import VAEImputer
 
-if os.environ.get("PYTEST_XDIST_WORKER"):
+if os.environ.get("IMPUTE_DGM_TEST_THREADS"):
+    # Set by benchmarks/test_spread.py to measure the statistical tests under other thread
+    # counts (float reductions split differently, so seeded fits follow other trajectories).
+    torch.set_num_threads(int(os.environ["IMPUTE_DGM_TEST_THREADS"]))
+elif os.environ.get("PYTEST_XDIST_WORKER"):
     # One torch thread per xdist worker: several workers each using every core only thrash.
     torch.set_num_threads(1)
 
 
-def remove_completely_at_random(X: np.ndarray, rate: float, seed: int) -> np.ndarray:
+def remove_completely_at_random(X: np.ndarray, rate: float, random_seed: int) -> np.ndarray:
     """Copy of X with ``rate`` of its entries set to NaN, keeping one value per column."""
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(random_seed)
     missing = rng.random(X.shape) < rate
     missing[0] = False  # every column keeps an observed value
     X_missing = X.copy()
@@ -35,23 +40,23 @@ def remove_completely_at_random(X: np.ndarray, rate: float, seed: int) -> np.nda
 def breast_cancer():
     """(X, X_missing): standardised breast cancer data and a 50% MCAR copy."""
     X = StandardScaler().fit_transform(load_breast_cancer().data)
-    return X, remove_completely_at_random(X, 0.5, seed=0)
+    return X, remove_completely_at_random(X, 0.5, random_seed=seed(0))
 
 
 @pytest.fixture(scope="session")
 def fitted_imputer(breast_cancer):
     """A VAEImputer trained for a few seconds on the 50% MCAR breast cancer data."""
     _, X_missing = breast_cancer
-    return VAEImputer(n_epochs=120, random_state=0).fit(X_missing)
+    return VAEImputer(n_epochs=120, random_state=seed(0)).fit(X_missing)
 
 
 @pytest.fixture
 def small_table():
     """60 rows of 4 correlated columns, with about 20% of the entries missing."""
-    rng = np.random.default_rng(1)
+    rng = np.random.default_rng(seed(1))
     latent = rng.normal(size=(60, 1))
     X = latent @ np.array([[1.0, 2.0, -1.0, 0.5]]) + 0.1 * rng.normal(size=(60, 4)) + 3.0
-    return remove_completely_at_random(X, 0.2, seed=2)
+    return remove_completely_at_random(X, 0.2, random_seed=seed(2))
 
 
 @pytest.fixture

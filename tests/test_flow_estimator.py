@@ -7,18 +7,19 @@ import pandas as pd
 import pytest
 from scipy.stats import norm
 from sklearn.datasets import make_moons
+from statistical import check, seed
 
 from impute_dgm import FlowDensityEstimator
 
 
 def small_flow(**params):
-    defaults = dict(n_layers=4, hidden_dims=(32, 32), n_epochs=60, random_state=0)
+    defaults = dict(n_layers=4, hidden_dims=(32, 32), n_epochs=60, random_state=seed(0))
     return FlowDensityEstimator(**{**defaults, **params})
 
 
 @pytest.fixture(scope="module")
 def moons():
-    X, _ = make_moons(3000, noise=0.08, random_state=0)
+    X, _ = make_moons(3000, noise=0.08, random_state=seed(0))
     return X
 
 
@@ -27,66 +28,105 @@ def fitted_moons(moons):
     return small_flow(n_layers=6, n_epochs=80, lr=2e-3).fit(moons[:2000])
 
 
+@pytest.mark.statistical
 def test_two_dimensional_density_integrates_to_one(fitted_moons):
     step = 0.02
     xs = np.arange(-4.0, 5.0, step)
     ys = np.arange(-3.5, 4.0, step)
     grid = np.stack(np.meshgrid(xs, ys), -1).reshape(-1, 2)
     mass = np.exp(fitted_moons.score_samples(grid)).sum() * step**2
-    assert mass == pytest.approx(1.0, abs=0.01)
+    check("|grid mass - 1|", abs(mass - 1.0), "<", 0.01)
 
 
+@pytest.mark.statistical
 def test_learns_the_moons_better_than_a_gaussian(fitted_moons, moons):
     held_out = moons[2000:]
     mean, cov = moons[:2000].mean(0), np.cov(moons[:2000].T)
     from scipy.stats import multivariate_normal
 
     gaussian = multivariate_normal(mean, cov).logpdf(held_out).mean()
-    assert fitted_moons.score(held_out) > gaussian + 0.5
+    check(
+        "held-out log-likelihood gain over a Gaussian",
+        fitted_moons.score(held_out) - gaussian,
+        ">",
+        0.5,
+    )
 
 
+@pytest.mark.statistical
 def test_samples_follow_the_fitted_density(fitted_moons, moons):
-    """Draws match held-out data in mean and covariance, and score like held-out data."""
+    """Draws match held-out data in mean and covariance, and score like held-out data.
+
+    Bounds from the spread over seeds (make test-seeds); draws that skip the un-standardising
+    step would be off by about 0.5 in the mean and 0.75 in the covariance.
+    """
     held_out = moons[2000:]
-    draws = fitted_moons.sample(5000, random_state=0)
-    assert np.allclose(draws.mean(0), held_out.mean(0), atol=0.06)
-    assert np.allclose(np.cov(draws.T), np.cov(held_out.T), atol=0.06)
+    draws = fitted_moons.sample(5000, random_state=seed(0))
+    check("largest |mean difference|", np.abs(draws.mean(0) - held_out.mean(0)).max(), "<", 0.14)
+    check(
+        "largest |covariance difference|",
+        np.abs(np.cov(draws.T) - np.cov(held_out.T)).max(),
+        "<",
+        0.08,
+    )
     # Average log density of the model's own draws (its negative entropy) is close to the
     # average on real data when the model fits.
-    assert fitted_moons.score(draws) == pytest.approx(fitted_moons.score(held_out), abs=0.15)
+    check(
+        "|score(draws) - score(held-out)|",
+        abs(fitted_moons.score(draws) - fitted_moons.score(held_out)),
+        "<",
+        0.15,
+    )
 
 
+@pytest.mark.statistical
 def test_recovers_an_affine_gaussian():
     """x = 2u + 1 with u ~ N(0, 1): the flow gives N(1, 4) back."""
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed(0))
     X = 2.0 * rng.normal(size=(20000, 1)) + 1.0
     # A cosine schedule anneals away the jitter that constant-rate Adam leaves in the scale.
     flow = small_flow(n_epochs=15, early_stopping=False, lr_schedule="cosine").fit(X)
     grid = np.linspace(-5, 7, 25)[:, None]
     # Maximum likelihood within the flow family reaches the Gaussian MLE of the sample ...
     mle = norm(X.mean(), X.std()).logpdf(grid[:, 0])
-    np.testing.assert_allclose(flow.score_samples(grid), mle, atol=0.02)
-    # ... which is N(1, 4) up to the sampling error of 20000 draws (largest in the tails).
-    np.testing.assert_allclose(
-        flow.score_samples(grid), norm(1.0, 2.0).logpdf(grid[:, 0]), atol=0.05
+    scores = flow.score_samples(grid)
+    check("largest |log p - Gaussian MLE log p|", np.abs(scores - mle).max(), "<", 0.02)
+    # ... which is N(1, 4) up to the sampling error of 20000 draws: the MLE's log density at
+    # z standard deviations from the mean has standard error sqrt((z^2 + (z^2 - 1)^2 / 2) / n),
+    # 0.005 at the centre and 0.045 at z = 3. Allow the fit's 0.02 plus 4 standard errors.
+    truth = norm(1.0, 2.0).logpdf(grid[:, 0])
+    z = (grid[:, 0] - 1.0) / 2.0
+    standard_error = np.sqrt((z**2 + (z**2 - 1) ** 2 / 2) / len(X))
+    check(
+        "largest |log p - N(1, 4) log p| / (0.02 + 4 standard errors)",
+        (np.abs(scores - truth) / (0.02 + 4 * standard_error)).max(),
+        "<",
+        1.0,
     )
-    draws = flow.sample(20000, random_state=1)
-    assert draws.mean() == pytest.approx(1.0, abs=0.05)
-    assert draws.var() == pytest.approx(4.0, rel=0.05)
+    draws = flow.sample(20000, random_state=seed(1))
+    # Draws against the training sample's moments (the truth adds the sample's own error).
+    check("|draws' mean - data mean|", abs(draws.mean() - X.mean()), "<", 0.05)
+    check("|draws' variance / data variance - 1|", abs(draws.var() / X.var() - 1.0), "<", 0.05)
     # ... and the latent code is the standardised variable.
-    np.testing.assert_allclose(flow.transform(grid)[:, 0], (grid[:, 0] - 1.0) / 2.0, atol=0.05)
+    codes = flow.transform(grid)[:, 0]
+    check("largest |code - (x - 1) / 2|", np.abs(codes - (grid[:, 0] - 1.0) / 2.0).max(), "<", 0.05)
 
 
+@pytest.mark.statistical
 def test_transform_and_inverse_transform_round_trip(fitted_moons, moons):
     codes = fitted_moons.transform(moons[:50])
     np.testing.assert_allclose(fitted_moons.inverse_transform(codes), moons[:50], atol=1e-6)
-    assert np.abs(fitted_moons.transform(moons[2000:]).mean(0)).max() < 0.15
+    held_out_codes = fitted_moons.transform(moons[2000:])
+    # Codes of held-out rows are centred (0.07-0.12 over seeds here, 0.17 on an AVX-512
+    # machine); codes that were the rows themselves would have a mean of 0.5.
+    check("largest |mean of held-out codes|", np.abs(held_out_codes.mean(0)).max(), "<", 0.3)
     assert list(fitted_moons.get_feature_names_out()) == [
         "flowdensityestimator0",
         "flowdensityestimator1",
     ]
 
 
+@pytest.mark.statistical
 def test_dequantized_model_is_a_normalised_discrete_distribution():
     """With uniform dequantisation the model's discrete law is P(x) = integral of p over the
     unit bin [x, x + 1). Integrating numerically over every bin gives probabilities that sum to
@@ -95,7 +135,7 @@ def test_dequantized_model_is_a_normalised_discrete_distribution():
     score_samples, the average of log p(x + u), lies below log P(x) (Jensen) but close to it."""
     import torch
 
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed(0))
     levels = np.array([0, 1, 2])
     X = np.stack([rng.choice(levels, 3000, p=[0.5, 0.3, 0.2]), rng.integers(0, 3, 3000)], 1)
     X[:, 1] = (X[:, 0] + X[:, 1]) % 3  # make the two features dependent
@@ -108,13 +148,21 @@ def test_dequantized_model_is_a_normalised_discrete_distribution():
         points = torch.tensor((states[:, None, :] + u[None]).reshape(-1, 2), dtype=torch.float32)
         density = flow.model_.log_prob(points).exp().reshape(len(states), -1).double()
     probabilities = density.mean(1).numpy()
-    assert 0.95 < probabilities.sum() <= 1.0 + 1e-3
+    assert probabilities.sum() <= 1.0 + 1e-3
+    # Below 1 by the mass the logit margin leaves outside [0, 3)^2 (3-6% over seeds); a lost
+    # log-determinant would put it near 1/9 or 9.
+    check("total probability of the nine states", probabilities.sum(), ">", 0.9)
     scores = flow.score_samples(states)
-    assert np.all(scores <= np.log(probabilities) + 0.02)
-    assert np.all(scores >= np.log(probabilities) - 0.5)
+    gaps = np.log(probabilities) - scores
+    check("smallest log P(x) - score (Jensen: >= 0)", gaps.min(), ">", -0.02)
+    check("largest log P(x) - score", gaps.max(), "<", 0.5)
     empirical = np.array([np.mean(np.all(X == s, axis=1)) for s in states])
-    assert np.abs(probabilities - empirical).max() < 0.03
-    draws = flow.sample(3000, random_state=0)
+    # 0.015-0.043 over seeds and thread counts (3000 draws: a frequency's standard error is
+    # about 0.007; the flow adds its own error).
+    check(
+        "largest |P(x) - empirical frequency|", np.abs(probabilities - empirical).max(), "<", 0.055
+    )
+    draws = flow.sample(3000, random_state=seed(0))
     assert set(np.unique(draws)) <= {0.0, 1.0, 2.0}
     assert flow.bits_per_dim(states) == pytest.approx(-scores.mean() / (2 * np.log(2)))
 
@@ -127,6 +175,7 @@ def test_dequantization_rejects_non_integer_levels():
         flow.score_samples(np.array([[5.0]]))
 
 
+@pytest.mark.statistical
 def test_image_architecture_on_digits():
     from sklearn.datasets import load_digits
 
@@ -140,10 +189,10 @@ def test_image_architecture_on_digits():
         dequantize=True,
         normalization="actnorm",
         n_epochs=3,
-        random_state=0,
+        random_state=seed(0),
     ).fit(X[:500])
     # 17 levels: a uniform model scores log2(17) = 4.09 bits per dimension.
-    assert flow.bits_per_dim(X[500:700]) < 4.0
+    check("held-out bits per dimension", flow.bits_per_dim(X[500:700]), "<", 4.0)
     draws = flow.sample(3, random_state=0)
     assert draws.shape == (3, 64) and draws.min() >= 0 and draws.max() <= 16
 
@@ -163,10 +212,12 @@ def test_missing_values_point_to_the_imputer():
         small_flow().fit(X)
 
 
+@pytest.mark.statistical
 def test_outlier_detection_with_score_samples(fitted_moons):
     inliers = np.array([[0.0, 1.0], [1.0, 0.0], [2.0, 0.4]])
     outliers = np.array([[0.5, 3.0], [-3.0, -2.0], [1.0, -2.5]])
-    assert fitted_moons.score_samples(outliers).max() < fitted_moons.score_samples(inliers).min()
+    gap = fitted_moons.score_samples(outliers).max() - fitted_moons.score_samples(inliers).min()
+    check("best outlier score - worst inlier score", gap, "<", 0.0)
 
 
 def test_reproducible_and_picklable(moons):
@@ -188,7 +239,8 @@ def test_pandas_input_and_output(moons):
     assert list(flow.feature_names_in_) == ["x", "y"]
 
 
+@pytest.mark.statistical
 @pytest.mark.parametrize("normalization", ["actnorm", "batchnorm"])
 def test_normalization_layers_train(moons, normalization):
     flow = small_flow(normalization=normalization, n_epochs=15).fit(moons[:1000])
-    assert flow.score(moons[2000:2500]) > -2.0
+    check("held-out mean log-likelihood", flow.score(moons[2000:2500]), ">", -2.0)

@@ -13,6 +13,7 @@ from sklearn.base import clone  # noqa: E402
 from sklearn.linear_model import LogisticRegression  # noqa: E402
 from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
+from statistical import check, seed  # noqa: E402
 
 from impute_dgm import FlowDensityEstimator, VAEEmbedder, VAEImputer  # noqa: E402
 from impute_dgm.integrations.mlflow import MlflowCallback, track_fit  # noqa: E402
@@ -64,16 +65,19 @@ def test_validation_losses_and_nested_runs(tracking, small_table):
     assert len(metric_history(tracking, child_id, "validation_loss")) == flow.n_epochs_
 
 
+@pytest.mark.statistical
 def test_pipeline_steps_are_tracked_with_their_names(tracking):
     from sklearn.datasets import load_breast_cancer
 
     X, y = load_breast_cancer(return_X_y=True)
     X = X[:200].copy()
     y = y[:200]
-    X[np.random.default_rng(0).random(X.shape) < 0.2] = np.nan
+    X[np.random.default_rng(seed(0)).random(X.shape) < 0.2] = np.nan
     X[0] = load_breast_cancer().data[0]
     pipeline = make_pipeline(
-        VAEImputer(hidden_dims=(8,), latent_dim=2, n_epochs=2, n_eval_samples=10, random_state=0),
+        VAEImputer(
+            hidden_dims=(8,), latent_dim=2, n_epochs=2, n_eval_samples=10, random_state=seed(0)
+        ),
         StandardScaler(),
         LogisticRegression(max_iter=500),
     )
@@ -81,7 +85,8 @@ def test_pipeline_steps_are_tracked_with_their_names(tracking):
     run = tracking.get_run(run_id)
     assert run.data.params["vaeimputer__latent_dim"] == "2"
     assert len(metric_history(tracking, run_id, "vaeimputer.train_loss")) == 2
-    assert 0.5 < run.data.metrics["score"] <= 1.0
+    assert run.data.metrics["score"] <= 1.0
+    check("logged training accuracy", run.data.metrics["score"], ">", 0.5)
 
 
 def test_sample_grid_for_images(tracking):

@@ -4,10 +4,12 @@ import json
 from pathlib import Path
 
 import pytest
+from statistical import check
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
 
 
+@pytest.mark.statistical
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
 def test_notebook_runs(path, tmp_path, monkeypatch):
     pytest.importorskip("matplotlib", reason="the notebooks draw figures")
@@ -30,5 +32,7 @@ def test_notebook_runs(path, tmp_path, monkeypatch):
         # The story the notebook tells holds: the unlabelled rows help both models.
         X_test, y_test = namespace["X_test"], namespace["y_test"]
         labelled_only = namespace["logreg"].score(X_test, y_test)
-        assert namespace["m2"].score(X_test, y_test) > labelled_only
+        # The notebook's seeds are its own: test-seeds varies only the thread count here.
+        gain = namespace["m2"].score(X_test, y_test) - labelled_only
+        check("M2 accuracy - labelled-only LogReg accuracy", gain, ">", 0.0)
         assert -1 not in namespace["m1"].classes_

@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+from statistical import check, seed
 from torch import nn
 
 from impute_dgm.training import Trainer
@@ -28,16 +29,20 @@ def mse_loss(model):
     return loss, evaluate
 
 
+@pytest.mark.statistical
 def test_trainer_fits_a_linear_model():
-    torch.manual_seed(0)
+    torch.manual_seed(seed(0))
     model = nn.Linear(3, 1)
     loss, evaluate = mse_loss(model)
-    x, y = regression_data()
+    x, y = regression_data(seed=seed(0))
     history = Trainer(n_epochs=60, batch_size=32, lr=0.05).fit(
-        model, loss, (x, y), torch.Generator().manual_seed(0)
+        model, loss, (x, y), torch.Generator().manual_seed(seed(0))
     )
-    assert history.train_loss[-1] < 0.05 < history.train_loss[0]
-    assert torch.allclose(model.weight.detach(), torch.tensor([[1.0, -2.0, 0.5]]), atol=0.1)
+    # The noise variance is 0.01: a converged fit ends near it, far below where it started.
+    check("final training MSE", history.train_loss[-1], "<", 0.05)
+    assert history.train_loss[0] > 0.05
+    error = (model.weight.detach() - torch.tensor([[1.0, -2.0, 0.5]])).abs().max()
+    check("largest |weight - true weight|", error, "<", 0.1)
     assert history.best_epoch == 59 and not history.stopped_early
 
 
