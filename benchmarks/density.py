@@ -100,7 +100,7 @@ def with_ex_post_prior(
     pseudo-inputs are all the training rows.
     """
     refitted = copy.deepcopy(model)
-    rows = torch.as_tensor(model.scaler_.transform(X_train), dtype=torch.float32)
+    rows = torch.as_tensor(model.schema_.encode(X_train), dtype=torch.float32)
     aggregate = VampPrior(model.latent_dim, len(rows))
     aggregate.attach(refitted.model_)
     torch.manual_seed(seed)

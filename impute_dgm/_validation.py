@@ -158,3 +158,78 @@ def check_array_input(
                 "drop them before fitting (nothing can be learned about them)."
             )
     return X
+
+
+def is_mixed_table(X: Any) -> bool:
+    """Whether ``X`` is a DataFrame that a float array cannot stand for: one with a boolean,
+    nullable-integer (``Int64``), category or text column. Such tables keep a kind per column.
+
+    A DataFrame of NumPy floats and integers is handled as the float array it equals, so that
+    it gives the same results as that array (scikit-learn's rule for estimators).
+    """
+    from impute_dgm.schema import column_kind
+
+    def plain_number(series: pd.Series) -> bool:
+        return isinstance(series.dtype, np.dtype) and series.dtype.kind in "iuf"
+
+    return isinstance(X, pd.DataFrame) and any(
+        not plain_number(X.iloc[:, j]) and column_kind(X.iloc[:, j]) != "continuous"
+        for j in range(X.shape[1])
+    )
+
+
+def check_table_input(
+    estimator: Any,
+    X: Any,
+    *,
+    reset: bool,
+    table: bool | None = None,
+    forbid_all_missing_columns: bool = False,
+) -> Any:
+    """Validate ``X`` as a table with a kind per column, or as a float array.
+
+    A DataFrame with integer, boolean, category or text columns (``table=None`` decides from
+    ``X`` itself; after ``fit`` the estimator's schema says) is checked column by column and
+    returned as a DataFrame: names and count against ``fit``, text in a numeric column, infinity
+    and columns with no observed value are refused with the column named. Anything else goes
+    through :func:`check_array_input` and comes back as a float64 array.
+    """
+    if table is None:
+        table = is_mixed_table(X)
+    if not table:
+        return check_array_input(
+            estimator, X, reset=reset, forbid_all_missing_columns=forbid_all_missing_columns
+        )
+    if not isinstance(X, pd.DataFrame):
+        raise ValueError(
+            f"{type(estimator).__name__} was fitted on a DataFrame with integer, boolean or "
+            f"category columns; pass a DataFrame with the same columns, not {type(X).__name__}."
+        )
+    from impute_dgm.schema import column_kind
+
+    validate_data(estimator, X, reset=reset, skip_check_array=True)
+    if X.shape[0] < 1:
+        raise ValueError(
+            f"Found array with 0 sample(s) (shape={X.shape}) while a minimum of 1 is required."
+        )
+    numeric = [j for j in range(X.shape[1]) if column_kind(X.iloc[:, j]) == "continuous"]
+    if numeric:
+        # Text among numbers, then infinity, in the continuous columns.
+        _check_strings(X.iloc[:, numeric])
+        values = X.iloc[:, numeric].apply(pd.to_numeric).astype("float64")
+        infinite = np.isinf(values.to_numpy(dtype=np.float64, na_value=np.nan)).any(axis=0)
+        if infinite.any():
+            raise ValueError(
+                "Input X contains infinity in column(s) "
+                f"{_column_list(list(values.columns), np.flatnonzero(infinite))}; use NaN to "
+                "mark missing values."
+            )
+    if forbid_all_missing_columns:
+        empty = X.isna().all(axis=0).to_numpy()
+        if empty.any():
+            raise ValueError(
+                "Column(s) "
+                f"{_column_list(list(X.columns), np.flatnonzero(empty))} have no observed value; "
+                "drop them before fitting (nothing can be learned about them)."
+            )
+    return X

@@ -66,10 +66,15 @@ class LabelledLatentVariableModel(nn.Module):
         self.likelihood = likelihood
         self.prior = prior
         self.mask_input = mask_input
-        self.classifier = MLP(n_features * (2 if mask_input else 1), n_classes, hidden_dims)
+        width = likelihood.encoder_width(n_features)
+        self.classifier = MLP(width + (n_features if mask_input else 0), n_classes, hidden_dims)
         # The label enters the encoder as extra, always observed, input columns.
-        self.encoder = GaussianEncoder(n_features + n_classes, latent_dim, hidden_dims, mask_input)
-        self.decoder = MLP(latent_dim + n_classes, n_features * likelihood.n_params, hidden_dims)
+        self.encoder = GaussianEncoder(
+            n_features + n_classes, latent_dim, hidden_dims, mask_input, n_inputs=width + n_classes
+        )
+        self.decoder = MLP(
+            latent_dim + n_classes, likelihood.decoder_width(n_features), hidden_dims
+        )
         # M2 starts from PyTorch's default (smaller) weights rather than MLP's Glorot ones: with
         # a near-constant code at first, the decoder learns to explain the digits through y
         # before z, which is what makes the unlabelled rows teach the classifier. Measured on
@@ -83,7 +88,7 @@ class LabelledLatentVariableModel(nn.Module):
         prior.attach(self)
 
     def _inputs(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        view = self.likelihood.encoder_view(x * mask)
+        view = self.likelihood.encoder_view(x * mask, mask)
         return torch.cat([view, mask], dim=-1) if self.mask_input else view
 
     def label_posterior(self, x: torch.Tensor, mask: torch.Tensor) -> Categorical:
@@ -96,7 +101,7 @@ class LabelledLatentVariableModel(nn.Module):
         """q(z | x, y, m) for one-hot (or soft) ``labels``; without labels, y = q(y | x, m)."""
         if labels is None:
             labels = self.label_posterior(x, mask).probs
-        view = self.likelihood.encoder_view(x * mask)
+        view = self.likelihood.encoder_view(x * mask, mask)
         return self.encoder(
             torch.cat([view, labels], dim=-1), torch.cat([mask, torch.ones_like(labels)], dim=-1)
         )

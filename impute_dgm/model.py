@@ -52,7 +52,8 @@ class DeepLatentVariableModel(nn.Module):
     hidden_dims : sequence of int
         Hidden widths of both encoder and decoder MLPs.
     likelihood : Likelihood
-        Observation model; the decoder outputs ``likelihood.n_params`` numbers per feature.
+        Observation model (one, or :class:`ColumnLikelihoods` for mixed columns); the decoder
+        outputs ``likelihood.decoder_width(n_features)`` numbers.
     prior : Prior
         p(z).
     mask_input : bool, default=True
@@ -73,13 +74,19 @@ class DeepLatentVariableModel(nn.Module):
         self.latent_dim = latent_dim
         self.prior = prior
         self.likelihood = likelihood
-        self.encoder = GaussianEncoder(n_features, latent_dim, hidden_dims, mask_input)
-        self.decoder = MLP(latent_dim, n_features * likelihood.n_params, hidden_dims)
+        self.encoder = GaussianEncoder(
+            n_features,
+            latent_dim,
+            hidden_dims,
+            mask_input,
+            n_inputs=likelihood.encoder_width(n_features),
+        )
+        self.decoder = MLP(latent_dim, likelihood.decoder_width(n_features), hidden_dims)
         prior.attach(self)
 
     def posterior(self, x: torch.Tensor, mask: torch.Tensor) -> Distribution:
-        """q(z | x, m) for zero-filled x, through the likelihood's view of the data."""
-        return self.encoder(self.likelihood.encoder_view(x * mask), mask)
+        """q(z | x, m), through the likelihood's zero-filled view of the data."""
+        return self.encoder(self.likelihood.encoder_view(x * mask, mask), mask)
 
     def observation_model(self, z: torch.Tensor) -> Distribution:
         """p(x | z), element-wise over features."""
@@ -118,7 +125,25 @@ class DeepLatentVariableModel(nn.Module):
         return importance_weighted_bound(samples.log_weights)
 
     def impute(self, x: torch.Tensor, mask: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-        """Self-normalised importance sampling estimate of E[x | x_obs], shape (B, D)."""
+        """Single imputation, shape (B, D): the self-normalised importance sampling estimate of
+        E[x | x_obs] (of the category probabilities, then their mode, for categories)."""
         samples = self.importance_samples(x, mask, noise)
-        conditional_means = self.likelihood.mean(samples.observation)
-        return self_normalized_expectation(samples.log_weights, conditional_means)
+        statistics = self.likelihood.imputation_statistics(samples.observation)
+        average = self_normalized_expectation(samples.log_weights, statistics)
+        return self.likelihood.point_estimate(average)
+
+    def sample_missing(
+        self, x: torch.Tensor, mask: torch.Tensor, noise: torch.Tensor
+    ) -> torch.Tensor:
+        """One draw from p(x | x_obs) per row by sampling-importance-resampling, shape (B, D).
+
+        K = noise.shape[0] latents are drawn from q(z | x, m) and weighted; one is resampled per
+        row with probability proportional to its weight, and x is drawn from p(x | z) at it.
+        Observed entries of the result are draws too: callers keep the observed values. The
+        resampling and the draws of x use torch's global stream (seed it around the call).
+        """
+        samples = self.importance_samples(x, mask, noise)
+        weights = torch.softmax(samples.log_weights, dim=0).T  # (B, K)
+        chosen = torch.multinomial(weights, 1)[:, 0]  # (B,)
+        draws = samples.observation.sample()  # (K, B, D)
+        return draws[chosen, torch.arange(x.shape[0], device=x.device)]

@@ -1,10 +1,25 @@
-"""Column scaling learned from observed values only, and undone exactly on output."""
+"""The path between a table and the model: column kinds, likelihoods and scaling.
+
+:class:`ObservedScaler` scales columns with statistics of their observed values and undoes it
+exactly on output; :class:`TableSchema` gives every column of a table a kind (continuous,
+integer, binary, categorical) and a likelihood, and converts tables to model units and back to
+their own dtypes.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
+
+from impute_dgm.distributions.likelihoods import (
+    CategoricalLikelihood,
+    ColumnLikelihoods,
+    DiscretizedGaussianLikelihood,
+    Likelihood,
+    make_likelihood,
+)
 
 
 @dataclass
@@ -48,3 +63,269 @@ class ObservedScaler:
     def log_abs_det_jacobian(self) -> float:
         """log |det d transform / dx|, for densities reported in original units."""
         return float(-np.log(self.scale_).sum())
+
+
+# --- tables: one kind and one likelihood per column --------------------------------------
+
+#: Default likelihood per column kind (``likelihood`` replaces the continuous one).
+DEFAULT_LIKELIHOODS = {
+    "continuous": "gaussian",
+    "integer": "discretized_gaussian",
+    "binary": "bernoulli",
+    "categorical": "categorical",
+}
+
+
+def column_kind(series: pd.Series) -> str:
+    """The kind of a DataFrame column, from its dtype (object columns from their values).
+
+    float -> "continuous"; integer (``int64``, nullable ``Int64``, ...) -> "integer"; bool and
+    nullable ``boolean`` -> "binary"; ``category``, ``string`` and object columns of text ->
+    "categorical". An object column of numbers (or numeric strings) is "continuous"; one that
+    mixes text and numbers is refused by :func:`impute_dgm._validation.check_table_input`.
+    """
+    dtype = series.dtype
+    if (
+        isinstance(dtype, pd.CategoricalDtype)
+        or pd.api.types.is_string_dtype(dtype)
+        and not (pd.api.types.is_object_dtype(dtype))
+    ):
+        return "categorical"
+    if pd.api.types.is_bool_dtype(dtype):
+        return "binary"
+    if pd.api.types.is_integer_dtype(dtype):
+        return "integer"
+    if pd.api.types.is_numeric_dtype(dtype):
+        return "continuous"
+    observed = series.dropna()
+    if len(observed) and all(isinstance(v, (bool, np.bool_)) for v in observed):
+        return "binary"
+    if len(observed) and all(isinstance(v, str) for v in observed):
+        return "categorical"
+    return "continuous"
+
+
+@dataclass
+class ColumnSpec:
+    """What the schema knows of one column.
+
+    Attributes
+    ----------
+    name : object
+        The column's label (its index for arrays).
+    kind : {"continuous", "integer", "binary", "categorical"}
+    dtype : object
+        The dtype to return it in (None for arrays: float64).
+    levels : pandas.Index or None
+        The categories seen in ``fit``, in order (categorical columns only).
+    """
+
+    name: object
+    kind: str
+    dtype: object = None
+    levels: pd.Index | None = None
+
+
+class TableSchema:
+    """Per-column kinds, likelihoods and scaling: the path between a table and the model.
+
+    Fitted on the training table, it turns any table with the same columns into model units
+    (``encode``: floats with NaN where missing -- standardised numbers, 0/1 flags, category
+    codes) and back (``decode`` to numbers in the original units, ``fill`` to a table of the
+    original dtypes). Columns with the same likelihood form one block of a
+    :class:`~impute_dgm.distributions.likelihoods.ColumnLikelihoods`; a table of one kind
+    (every NumPy array) keeps a single likelihood, exactly as before tables had kinds.
+
+    Parameters
+    ----------
+    likelihood : str or Likelihood, default="gaussian"
+        For continuous columns, and for every column of an array.
+    column_likelihoods : dict or None, default=None
+        Per-column overrides, keyed by column name (DataFrames) or position (arrays).
+    handle_unknown : {"error", "missing"}, default="error"
+        What ``encode`` does with a category level that ``fit`` never saw.
+    """
+
+    def __init__(
+        self,
+        likelihood: str | Likelihood = "gaussian",
+        column_likelihoods: dict | None = None,
+        handle_unknown: str = "error",
+    ) -> None:
+        self.likelihood = likelihood
+        self.column_likelihoods = column_likelihoods
+        self.handle_unknown = handle_unknown
+
+    # --- fit ---------------------------------------------------------------------------
+    def fit(self, X: pd.DataFrame | np.ndarray) -> TableSchema:
+        """Learn kinds, levels, likelihoods and scaling from ``X`` (NaN / NA = missing)."""
+        self.is_table_ = isinstance(X, pd.DataFrame)
+        if self.is_table_:
+            self.columns_ = [self._column_spec(name, X[name]) for name in X.columns]
+        else:
+            self.columns_ = [ColumnSpec(j, "continuous") for j in range(X.shape[1])]
+        overrides = dict(self.column_likelihoods or {})
+        unknown = [key for key in overrides if key not in {c.name for c in self.columns_}]
+        if unknown:
+            raise ValueError(
+                f"column_likelihoods names column(s) {unknown!r} that the data do not have."
+            )
+        numbers = self._numbers(X)
+        blocks: dict[str, tuple[Likelihood, list[int]]] = {}
+        for j, column in enumerate(self.columns_):
+            if column.name in overrides:
+                spec = overrides[column.name]
+            elif column.kind == "continuous":
+                spec = self.likelihood
+            else:
+                spec = DEFAULT_LIKELIHOODS[column.kind]
+            if (
+                column.kind == "categorical"
+                and spec != "categorical"
+                and not (isinstance(spec, CategoricalLikelihood))
+            ):
+                raise ValueError(
+                    f"Column {column.name!r} holds categories; its likelihood must be "
+                    f"'categorical', not {spec!r}."
+                )
+            likelihood = make_likelihood(spec)
+            if isinstance(likelihood, CategoricalLikelihood) and column.kind == "categorical":
+                likelihood = CategoricalLikelihood(len(column.levels), ordered=False)
+            # Columns that share a named likelihood share a block; objects get one each.
+            key = spec if isinstance(spec, str) and column.kind != "categorical" else f"#{j}"
+            if key not in blocks:
+                blocks[key] = (likelihood, [])
+            blocks[key][1].append(j)
+        fitted_blocks = []
+        for likelihood, columns in blocks.values():
+            try:
+                fitted = likelihood.fitted(numbers[:, columns])
+            except ValueError as error:
+                names = ", ".join(repr(self.columns_[j].name) for j in columns[:5])
+                raise ValueError(f"Column(s) {names}: {error}") from None
+            fitted_blocks.append((fitted, columns))
+        self.scaler_ = ObservedScaler().fit(numbers)
+        standardize = np.zeros(len(self.columns_), dtype=bool)
+        for likelihood, columns in fitted_blocks:
+            standardize[columns] = likelihood.standardize
+        self.scaler_.location_ = np.where(standardize, self.scaler_.location_, 0.0)
+        self.scaler_.scale_ = np.where(standardize, self.scaler_.scale_, 1.0)
+        for likelihood, columns in fitted_blocks:
+            if isinstance(likelihood, DiscretizedGaussianLikelihood):
+                likelihood.set_grid(self.scaler_.location_[columns], self.scaler_.scale_[columns])
+        if len(fitted_blocks) == 1 and fitted_blocks[0][1] == list(range(len(self.columns_))):
+            self.likelihood_ = fitted_blocks[0][0]
+        else:
+            self.likelihood_ = ColumnLikelihoods(fitted_blocks)
+        # A density in original units differs from one in model units by the scaling of the
+        # continuous columns; integer, binary and category columns have probabilities.
+        continuous = np.array([c.kind == "continuous" for c in self.columns_])
+        discrete = np.zeros(len(self.columns_), dtype=bool)
+        for likelihood, columns in fitted_blocks:
+            discrete[columns] = isinstance(likelihood, DiscretizedGaussianLikelihood)
+        self.log_scale_ = np.where(continuous & ~discrete, np.log(self.scaler_.scale_), 0.0)
+        model_units = self.scaler_.transform(numbers)
+        self.fallback_ = np.array(
+            [self._fallback(model_units[:, j], c) for j, c in enumerate(self.columns_)]
+        )
+        return self
+
+    @staticmethod
+    def _column_spec(name, series: pd.Series) -> ColumnSpec:
+        kind = column_kind(series)
+        levels = None
+        if kind == "categorical":
+            if isinstance(series.dtype, pd.CategoricalDtype):
+                levels = series.dtype.categories
+            else:
+                levels = pd.Index(sorted(series.dropna().unique()))
+        return ColumnSpec(name, kind, series.dtype, levels)
+
+    @staticmethod
+    def _fallback(values: np.ndarray, column: ColumnSpec) -> float:
+        """A value to use where the model gives none (a diverged fit): mean or mode."""
+        observed = values[~np.isnan(values)]
+        if not observed.size:
+            return 0.0
+        if column.kind in ("categorical", "binary"):
+            levels, counts = np.unique(observed, return_counts=True)
+            return float(levels[np.argmax(counts)])
+        return float(observed.mean())
+
+    # --- to the model and back ---------------------------------------------------------
+    def _numbers(self, X) -> np.ndarray:
+        """Original numbers (category codes for categories), NaN where missing."""
+        if not self.is_table_:
+            return np.asarray(X, dtype=np.float64)
+        out = np.empty(X.shape, dtype=np.float64)
+        for j, column in enumerate(self.columns_):
+            out[:, j] = self._column_numbers(X.iloc[:, j], column)
+        return out
+
+    def _column_numbers(self, series: pd.Series, column: ColumnSpec) -> np.ndarray:
+        kind = column_kind(series)
+        if kind != column.kind and not (kind == "continuous" and column.kind == "integer"):
+            raise ValueError(
+                f"Column {column.name!r} was {column.kind} in fit but is {kind} now "
+                f"(dtype {series.dtype})."
+            )
+        if column.kind == "categorical":
+            codes = column.levels.get_indexer(series.astype(object)).astype(np.float64)
+            unknown = (codes < 0) & series.notna().to_numpy()
+            if unknown.any():
+                if self.handle_unknown == "error":
+                    level = series[unknown].iloc[0]
+                    raise ValueError(
+                        f"Column {column.name!r} has level {level!r}, which fit never saw "
+                        f"(known: {list(column.levels)[:10]}); pass handle_unknown='missing' "
+                        "to treat such values as missing."
+                    )
+            codes[codes < 0] = np.nan
+            return codes
+        if column.kind == "binary":
+            return series.astype("float64").to_numpy(dtype=np.float64, na_value=np.nan)
+        return pd.to_numeric(series).astype("float64").to_numpy(dtype=np.float64, na_value=np.nan)
+
+    def encode(self, X) -> np.ndarray:
+        """Model units (n, D), NaN where missing; checks the values against each likelihood."""
+        numbers = self._numbers(X)
+        self.likelihood_.check_data(numbers)
+        return self.scaler_.transform(numbers)
+
+    def decode(self, values: np.ndarray) -> np.ndarray:
+        """Original units (n, D) from model units; non-finite values become the fallback."""
+        values = np.where(np.isfinite(values), values, self.fallback_)
+        return self.scaler_.inverse_transform(values)
+
+    def fill(self, X, values: np.ndarray, missing: np.ndarray):
+        """``X`` with its missing cells replaced by ``values`` (original units, from
+        :meth:`decode`): an array for arrays, a DataFrame of the original dtypes for tables.
+        Observed cells are returned unchanged."""
+        if not self.is_table_:
+            out = np.array(X, dtype=np.float64, copy=True)
+            out[missing] = values[missing]
+            return out
+        out = X.copy()
+        for j, column in enumerate(self.columns_):
+            rows = missing[:, j]
+            if not rows.any():
+                continue
+            out.isetitem(j, self._fill_column(out.iloc[:, j], values[:, j], rows, column))
+        return out
+
+    @staticmethod
+    def _fill_column(series: pd.Series, values: np.ndarray, rows: np.ndarray, column: ColumnSpec):
+        if column.kind == "categorical":
+            codes = np.clip(np.round(values[rows]), 0, len(column.levels) - 1).astype(int)
+            filled = column.levels.take(codes).to_numpy(dtype=object)
+        elif column.kind == "binary":
+            filled = values[rows] >= 0.5
+        elif column.kind == "integer":
+            filled = np.round(values[rows]).astype(np.int64)
+        else:
+            filled = values[rows]
+        # Through object values and back to the column's own dtype: categories keep their
+        # order, nullable dtypes stay nullable, and observed cells are not touched.
+        result = series.astype(object)
+        result.iloc[np.flatnonzero(rows)] = list(filled)
+        return result.astype(series.dtype)

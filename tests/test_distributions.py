@@ -53,8 +53,8 @@ def test_make_likelihood_and_prior_by_name():
     assert isinstance(make_likelihood("student_t"), StudentTLikelihood)
     custom = GaussianLikelihood(min_scale=0.2)
     assert make_likelihood(custom) is custom
-    with pytest.raises(ValueError, match="poisson"):
-        make_likelihood("poisson")
+    with pytest.raises(ValueError, match="weibull"):
+        make_likelihood("weibull")
     with pytest.raises(ValueError, match="prior"):
         make_prior("nope", 2)
 

@@ -79,7 +79,7 @@ def test_bernoulli_rejects_non_binary_data(small_table):
 
 def test_unknown_likelihood_is_a_parameter_error(small_table):
     with pytest.raises(InvalidParameterError, match="likelihood"):
-        fast_imputer(likelihood="poisson").fit(small_table)
+        fast_imputer(likelihood="weibull").fit(small_table)
 
 
 def test_unavailable_cuda_device_is_a_clear_error(small_table):

@@ -3,8 +3,11 @@
 from impute_dgm.distributions.likelihoods import (
     BernoulliLikelihood,
     CategoricalLikelihood,
+    ColumnLikelihoods,
+    DiscretizedGaussianLikelihood,
     GaussianLikelihood,
     Likelihood,
+    PoissonLikelihood,
     StudentTLikelihood,
     make_likelihood,
 )
@@ -22,8 +25,11 @@ __all__ = [
     "MLP",
     "BernoulliLikelihood",
     "CategoricalLikelihood",
+    "ColumnLikelihoods",
+    "DiscretizedGaussianLikelihood",
     "FlowPrior",
     "MixtureOfGaussiansPrior",
+    "PoissonLikelihood",
     "VampPrior",
     "GaussianEncoder",
     "GaussianLikelihood",

@@ -2,7 +2,8 @@
 
 Each likelihood turns the decoder's raw output, ``n_params`` numbers per feature, into a
 distribution whose batch shape ends in the feature axis, so that the bound can sum
-``log_prob`` over the observed entries only.
+``log_prob`` over the observed entries only. :class:`ColumnLikelihoods` joins several of them,
+each over its own block of columns, for tables whose columns are of different kinds.
 """
 
 from __future__ import annotations
@@ -12,10 +13,20 @@ import copy
 import numpy as np
 import torch
 from torch import nn
-from torch.distributions import Bernoulli, Categorical, Distribution, Normal, StudentT
-from torch.nn.functional import softplus
+from torch.distributions import (
+    Bernoulli,
+    Categorical,
+    Distribution,
+    Normal,
+    Poisson,
+    StudentT,
+    constraints,
+)
+from torch.nn.functional import one_hot, softplus
 
 from impute_dgm._validation import check_integer_levels
+
+_NO_SHAPE = torch.Size()
 
 
 class Likelihood(nn.Module):
@@ -43,9 +54,31 @@ class Likelihood(nn.Module):
     def check_data(self, X: np.ndarray) -> None:
         """Raise ValueError if observed values lie outside the support."""
 
-    def encoder_view(self, x: torch.Tensor) -> torch.Tensor:
-        """What the encoder sees of x: the data themselves, unless their scale is awkward."""
-        return x
+    def encoder_view(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """What the encoder sees of x: the zero-filled data themselves, unless their scale is
+        awkward or they are categories (one-hot); a missing entry is all zeros."""
+        return x * mask
+
+    def encoder_width(self, n_features: int) -> int:
+        """Width of :meth:`encoder_view` for ``n_features`` columns."""
+        return n_features
+
+    def decoder_width(self, n_features: int) -> int:
+        """Decoder outputs needed for ``n_features`` columns."""
+        return n_features * self.n_params
+
+    def imputation_statistics(self, distribution: Distribution) -> torch.Tensor:
+        """What self-normalised importance sampling averages over z for single imputation,
+        shape (..., n_statistics); :meth:`point_estimate` turns the average into values."""
+        return self.mean(distribution)
+
+    def point_estimate(self, statistics: torch.Tensor) -> torch.Tensor:
+        """Values (..., n_features) from averaged :meth:`imputation_statistics`."""
+        return statistics
+
+    def point_estimate_width(self, n_features: int) -> int:
+        """Width of :meth:`imputation_statistics` for ``n_features`` columns."""
+        return n_features
 
     def fitted(self, X: np.ndarray) -> Likelihood:
         """A copy configured for ``X`` (checked against the support); the original is untouched."""
@@ -139,22 +172,28 @@ class BernoulliLikelihood(Likelihood):
 
 
 class CategoricalLikelihood(Likelihood):
-    """Categorical observation model over integer levels 0..n_levels-1 (e.g. pixel values).
+    """Categorical observation model over integer levels 0..n_levels-1.
 
-    The decoder outputs one logit per level and feature. The mean used for imputation is the
-    expected level, which suits ordered levels such as intensities.
+    The decoder outputs one logit per level and feature. With ``ordered=True`` (levels such as
+    pixel intensities) the encoder sees the level scaled to [0, 1] and single imputation is the
+    expected level; with ``ordered=False`` (the categories of a table) the encoder sees the
+    level one-hot and single imputation is the most probable level under the importance-
+    weighted average of p(x | z): an expected level means nothing for unordered categories.
 
     Parameters
     ----------
     n_levels : int or None, default=None
         Number of levels; inferred at fit time as max(X) + 1 when None.
+    ordered : bool, default=True
+        Whether the levels are ordered (see above).
     """
 
     standardize = False
 
-    def __init__(self, n_levels: int | None = None) -> None:
+    def __init__(self, n_levels: int | None = None, ordered: bool = True) -> None:
         super().__init__()
         self.n_levels = n_levels
+        self.ordered = ordered
 
     @property
     def n_params(self) -> int:  # type: ignore[override]
@@ -166,16 +205,36 @@ class CategoricalLikelihood(Likelihood):
         logits = params.unflatten(-1, (-1, self.n_levels))
         return Categorical(logits=logits, validate_args=False)
 
-    def encoder_view(self, x: torch.Tensor) -> torch.Tensor:
+    def encoder_view(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        if not self.ordered:
+            # One-hot, all zeros where the category is missing.
+            codes = (x * mask).long().clamp(0, self.n_levels - 1)
+            return (one_hot(codes, self.n_levels).to(x.dtype) * mask[..., None]).flatten(-2)
         # Levels 0..L-1 are not standardised (the likelihood needs them as they are); the
         # encoder gets them in [0, 1] so that its tanh units are not saturated from the start.
-        return x / (self.n_levels - 1)
+        return x * mask / (self.n_levels - 1)
+
+    def encoder_width(self, n_features: int) -> int:
+        return n_features * (1 if self.ordered else self.n_levels)
 
     def mean(self, distribution: Distribution) -> torch.Tensor:
         levels = torch.arange(
             self.n_levels, dtype=distribution.probs.dtype, device=distribution.probs.device
         )
         return distribution.probs @ levels
+
+    def imputation_statistics(self, distribution: Distribution) -> torch.Tensor:
+        if self.ordered:
+            return self.mean(distribution)
+        return distribution.probs.flatten(-2)
+
+    def point_estimate_width(self, n_features: int) -> int:
+        return n_features * (1 if self.ordered else self.n_levels)
+
+    def point_estimate(self, statistics: torch.Tensor) -> torch.Tensor:
+        if self.ordered:
+            return statistics
+        return statistics.unflatten(-1, (-1, self.n_levels)).argmax(-1).to(statistics.dtype)
 
     def check_data(self, X: np.ndarray) -> None:
         check_integer_levels(X, self.n_levels, "likelihood='categorical'")
@@ -189,11 +248,239 @@ class CategoricalLikelihood(Likelihood):
         return configured
 
 
+class PoissonLikelihood(Likelihood):
+    """Poisson observation model for counts 0, 1, 2, ... (rate = softplus of the decoder).
+
+    Counts are not standardised (the likelihood needs them as they are); the encoder sees
+    log(1 + x), which keeps large counts from saturating its units.
+    """
+
+    n_params = 1
+    standardize = False
+
+    def forward(self, params: torch.Tensor) -> Distribution:
+        return Poisson(softplus(params) + 1e-6, validate_args=False)
+
+    def encoder_view(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return torch.log1p(x * mask)
+
+    def check_data(self, X: np.ndarray) -> None:
+        check_integer_levels(X, None, "likelihood='poisson'")
+
+
+class DiscretizedNormal(Distribution):
+    """A normal distribution rounded to the nearest point of the grid ``offset + k * width``.
+
+    P(x) = Phi((x + width/2 - loc) / scale) - Phi((x - width/2 - loc) / scale) for grid points
+    x: a probability mass, computed in the tail where it does not cancel. It models integer
+    columns in standardised units: there the integers sit on a grid of width 1 / (column scale).
+
+    Parameters
+    ----------
+    loc, scale : tensor
+        Of the underlying normal.
+    offset, width : tensor broadcastable to loc
+        The grid.
+    """
+
+    arg_constraints = {"loc": constraints.real, "scale": constraints.positive}
+    support = constraints.real
+    has_rsample = False
+
+    def __init__(self, loc, scale, offset, width, validate_args=None) -> None:
+        self.normal = Normal(loc, scale, validate_args=False)
+        self.loc, self.scale = self.normal.loc, self.normal.scale
+        self.offset, self.width = offset, width
+        super().__init__(self.normal.batch_shape, validate_args=False)
+
+    @property
+    def mean(self) -> torch.Tensor:
+        return self.loc
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        distance = ((value - self.loc) / self.scale).abs()
+        half = 0.5 * self.width / self.scale
+        # By symmetry the cell's mass is Phi(h - |c|) - Phi(-h - |c|): both in the lower tail,
+        # where log Phi is accurate and the difference does not cancel to zero.
+        upper, lower = half - distance, -half - distance
+        log_upper = torch.special.log_ndtr(upper)
+        log_lower = torch.special.log_ndtr(lower)
+        difference = (log_lower - log_upper).clamp(max=-1e-12)
+        return log_upper + torch.log(-torch.expm1(difference))
+
+    def sample(self, sample_shape: torch.Size = _NO_SHAPE) -> torch.Tensor:
+        draws = self.normal.sample(sample_shape)
+        return self.offset + torch.round((draws - self.offset) / self.width) * self.width
+
+
+class DiscretizedGaussianLikelihood(GaussianLikelihood):
+    """Gaussian observation model rounded to a grid: integer columns in standardised units.
+
+    An integer column scaled by its location and scale has its integers on the grid
+    ``-location / scale + k / scale``; p(x | z) is the mass the normal puts on x's grid cell,
+    so the likelihood is a probability (no Jacobian term when reported in original units) and
+    samples are integers once scaled back. Used for integer columns by default: unlike a
+    Poisson it suits any range and spread (years, counts far from zero, under-dispersed data).
+
+    Parameters
+    ----------
+    min_scale : float, default=0.01
+        Smallest standard deviation, in standardised units.
+    """
+
+    def __init__(self, min_scale: float = 0.01) -> None:
+        super().__init__(min_scale)
+        self.register_buffer("grid_offset", torch.zeros(0))
+        self.register_buffer("grid_width", torch.ones(0))
+
+    def set_grid(self, location: np.ndarray, scale: np.ndarray) -> DiscretizedGaussianLikelihood:
+        """Place the integers of columns with these ``location`` and ``scale`` on the grid."""
+        self.grid_offset = torch.as_tensor(-location / scale, dtype=torch.float32)
+        self.grid_width = torch.as_tensor(1.0 / scale, dtype=torch.float32)
+        return self
+
+    def forward(self, params: torch.Tensor) -> Distribution:
+        loc, raw_scale = self._split(params)
+        return DiscretizedNormal(
+            loc,
+            softplus(raw_scale) + self.min_scale,
+            self.grid_offset.to(loc.dtype),
+            self.grid_width.to(loc.dtype),
+        )
+
+    def check_data(self, X: np.ndarray) -> None:
+        observed = X[~np.isnan(X)]
+        if observed.size and not np.array_equal(observed, np.round(observed)):
+            raise ValueError("likelihood='discretized_gaussian' needs integer values.")
+
+
+class JointObservation(Distribution):
+    """Independent observation models over blocks of columns, as one distribution over rows.
+
+    ``log_prob`` and ``sample`` return one value per column, shape (..., n_features), so that
+    masking by the observed entries works as with a single likelihood.
+
+    Parameters
+    ----------
+    parts : list of Distribution
+        One per block, batch shape (..., block width).
+    columns : list of LongTensor
+        The columns of each block.
+    n_features : int
+    """
+
+    arg_constraints: dict = {}
+    has_rsample = False
+
+    def __init__(self, parts: list[Distribution], columns: list[torch.Tensor], n_features: int):
+        self.parts, self.columns = parts, columns
+        batch_shape = (*parts[0].batch_shape[:-1], n_features)
+        super().__init__(torch.Size(batch_shape), validate_args=False)
+
+    def _gather(self, values: list[torch.Tensor], reference: torch.Tensor) -> torch.Tensor:
+        out = reference.new_empty((*reference.shape[:-1], self.batch_shape[-1]))
+        for columns, value in zip(self.columns, values, strict=True):
+            out[..., columns] = value.to(out.dtype)
+        return out
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        logs = [p.log_prob(value[..., c]) for p, c in zip(self.parts, self.columns, strict=True)]
+        return self._gather(logs, logs[0].expand(*logs[0].shape[:-1], 1))
+
+    def sample(self, sample_shape: torch.Size = _NO_SHAPE) -> torch.Tensor:
+        draws = [part.sample(sample_shape).to(torch.get_default_dtype()) for part in self.parts]
+        return self._gather(draws, draws[0])
+
+
+class ColumnLikelihoods(Likelihood):
+    """One observation model per block of columns: mixed-type tables.
+
+    The decoder output is split block by block (``decoder_width`` numbers each), every block's
+    likelihood builds its distribution over its own columns, and the joint returns log p per
+    entry, so masking, the bound and imputation work as with one likelihood.
+
+    Parameters
+    ----------
+    blocks : list of (Likelihood, list of int)
+        Each block's fitted likelihood and the (0-based) columns it models.
+    """
+
+    def __init__(self, blocks: list[tuple[Likelihood, list[int]]]) -> None:
+        super().__init__()
+        self.parts = nn.ModuleList([likelihood for likelihood, _ in blocks])
+        self.columns = [list(map(int, columns)) for _, columns in blocks]
+        self.n_features = sum(len(columns) for columns in self.columns)
+
+    def _indices(self, device) -> list[torch.Tensor]:
+        return [torch.as_tensor(c, device=device) for c in self.columns]
+
+    def _slices(self, widths: list[int]):
+        start = 0
+        for width in widths:
+            yield slice(start, start + width)
+            start += width
+
+    def decoder_width(self, n_features: int) -> int:
+        return sum(p.decoder_width(len(c)) for p, c in zip(self.parts, self.columns, strict=True))
+
+    def encoder_width(self, n_features: int) -> int:
+        return sum(p.encoder_width(len(c)) for p, c in zip(self.parts, self.columns, strict=True))
+
+    def forward(self, params: torch.Tensor) -> Distribution:
+        widths = [p.decoder_width(len(c)) for p, c in zip(self.parts, self.columns, strict=True)]
+        parts = [
+            part(params[..., where])
+            for part, where in zip(self.parts, self._slices(widths), strict=True)
+        ]
+        return JointObservation(parts, self._indices(params.device), self.n_features)
+
+    def encoder_view(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return torch.cat(
+            [
+                part.encoder_view(x[..., c], mask[..., c])
+                for part, c in zip(self.parts, self._indices(x.device), strict=True)
+            ],
+            dim=-1,
+        )
+
+    def mean(self, distribution: JointObservation) -> torch.Tensor:
+        means = [p.mean(d) for p, d in zip(self.parts, distribution.parts, strict=True)]
+        return distribution._gather(means, means[0])
+
+    def imputation_statistics(self, distribution: JointObservation) -> torch.Tensor:
+        return torch.cat(
+            [
+                p.imputation_statistics(d)
+                for p, d in zip(self.parts, distribution.parts, strict=True)
+            ],
+            dim=-1,
+        )
+
+    def point_estimate(self, statistics: torch.Tensor) -> torch.Tensor:
+        widths = [
+            p.point_estimate_width(len(c)) for p, c in zip(self.parts, self.columns, strict=True)
+        ]
+        values = [
+            part.point_estimate(statistics[..., where])
+            for part, where in zip(self.parts, self._slices(widths), strict=True)
+        ]
+        out = statistics.new_empty((*statistics.shape[:-1], self.n_features))
+        for columns, value in zip(self._indices(statistics.device), values, strict=True):
+            out[..., columns] = value
+        return out
+
+    def check_data(self, X: np.ndarray) -> None:
+        for part, columns in zip(self.parts, self.columns, strict=True):
+            part.check_data(X[:, columns])
+
+
 _LIKELIHOODS: dict[str, type[Likelihood]] = {
     "gaussian": GaussianLikelihood,
     "student_t": StudentTLikelihood,
     "bernoulli": BernoulliLikelihood,
     "categorical": CategoricalLikelihood,
+    "poisson": PoissonLikelihood,
+    "discretized_gaussian": DiscretizedGaussianLikelihood,
 }
 
 

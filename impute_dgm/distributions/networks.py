@@ -59,13 +59,14 @@ class MLP(nn.Sequential):
 class GaussianEncoder(nn.Module):
     """Amortised diagonal Gaussian posterior q(z | x, m).
 
-    The network sees the zero-filled data and, with ``mask_input``, the observation mask too, so
-    that a zero that was observed and a zero that fills a hole are told apart.
+    The network sees the zero-filled data (as the likelihood presents them, e.g. categories
+    one-hot) and, with ``mask_input``, the observation mask too, so that a zero that was
+    observed and a zero that fills a hole are told apart.
 
     Parameters
     ----------
     n_features : int
-        Width of x.
+        Width of x and of the mask.
     latent_dim : int
         Width of z.
     hidden_dims : sequence of int
@@ -74,6 +75,9 @@ class GaussianEncoder(nn.Module):
         Concatenate the mask to the input.
     min_scale : float, default=1e-4
         Lower bound on the posterior standard deviation (keeps log q finite).
+    n_inputs : int or None, default=None
+        Width of the data as the encoder sees them (one-hot categories are wider than x);
+        ``n_features`` when None.
     """
 
     def __init__(
@@ -83,15 +87,19 @@ class GaussianEncoder(nn.Module):
         hidden_dims: Sequence[int],
         mask_input: bool = True,
         min_scale: float = 1e-4,
+        n_inputs: int | None = None,
     ) -> None:
         super().__init__()
         self.mask_input = mask_input
         self.min_scale = min_scale
-        in_features = n_features * (2 if mask_input else 1)
+        in_features = (n_features if n_inputs is None else n_inputs) + (
+            n_features if mask_input else 0
+        )
         self.net = MLP(in_features, 2 * latent_dim, hidden_dims)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> Independent:
-        inputs = torch.cat([x * mask, mask], dim=-1) if self.mask_input else x * mask
+        """q(z | x, m) for ``x`` already zero-filled where ``mask`` is 0."""
+        inputs = torch.cat([x, mask], dim=-1) if self.mask_input else x
         loc, raw_scale = self.net(inputs).chunk(2, dim=-1)
         scale = softplus(raw_scale) + self.min_scale
         return Independent(Normal(loc, scale, validate_args=False), 1, validate_args=False)

@@ -14,23 +14,34 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from impute_dgm._device import draw_seed, make_generator, seeded_torch
-from impute_dgm._validation import check_array_input
-from impute_dgm.distributions.likelihoods import Likelihood, make_likelihood
+from impute_dgm._validation import check_table_input
+from impute_dgm.distributions.likelihoods import Likelihood
 from impute_dgm.distributions.priors import PRIORS, Prior, make_prior
 from impute_dgm.estimators._base import BaseTorchEstimator
 from impute_dgm.model import DeepLatentVariableModel
-from impute_dgm.schema import ObservedScaler
+from impute_dgm.schema import TableSchema
 
 # Parameter docs shared by the VAE estimators' docstrings.
 VAE_PARAMETERS_DOC = """latent_dim : int, default=10
         Dimension of z.
     hidden_dims : tuple of int, default=(128, 128)
         Hidden widths of the encoder and decoder MLPs.
-    likelihood : {"gaussian", "student_t", "bernoulli", "categorical"} or Likelihood, \
-default="gaussian"
-        Observation model. The Gaussian's standard deviation is floored (``min_scale``) because
-        the likelihood is otherwise unbounded; "categorical" models integer levels
-        0..n_levels-1 (e.g. pixel intensities).
+    likelihood : {"gaussian", "student_t", "bernoulli", "categorical", "poisson", \
+"discretized_gaussian"} or Likelihood, default="gaussian"
+        Observation model of every column of an array, and of the float columns of a
+        DataFrame. The Gaussian's standard deviation is floored (``min_scale``) because the
+        likelihood is otherwise unbounded; "categorical" models integer levels 0..n_levels-1
+        (e.g. pixel intensities).
+    column_likelihoods : dict or None, default=None
+        Per-column observation models, keyed by column name (DataFrames) or position (arrays),
+        with the names above or ``Likelihood`` objects. Columns not named get one from their
+        dtype: float -> ``likelihood``; integer (``int64``, ``Int64``) -> "discretized_gaussian"
+        (a Gaussian on the column's integer grid; imputed as integers); bool / ``boolean`` ->
+        "bernoulli"; ``category``, ``string`` and text -> "categorical" over the levels seen in
+        ``fit`` (the encoder sees them one-hot; imputed as the most probable level).
+    handle_unknown : {"error", "missing"}, default="error"
+        A category level that ``fit`` never saw: a ValueError naming column and level, or a
+        missing value.
     prior : {"standard", "mog", "vamp", "flow"} or Prior, default="standard"
         Prior p(z): N(0, I), a mixture of ``n_components`` Gaussians, a VampPrior with
         ``n_components`` pseudo-inputs, or a RealNVP flow over z.
@@ -84,9 +95,20 @@ class BaseVAE(BaseTorchEstimator):
         "latent_dim": [Interval(Integral, 1, None, closed="left")],
         "hidden_dims": ["array-like"],
         "likelihood": [
-            StrOptions({"gaussian", "student_t", "bernoulli", "categorical"}),
+            StrOptions(
+                {
+                    "gaussian",
+                    "student_t",
+                    "bernoulli",
+                    "categorical",
+                    "poisson",
+                    "discretized_gaussian",
+                }
+            ),
             Likelihood,
         ],
+        "column_likelihoods": [dict, None],
+        "handle_unknown": [StrOptions({"error", "missing"})],
         "prior": [StrOptions(set(PRIORS)), Prior],
         "n_components": [Interval(Integral, 1, None, closed="left")],
         "n_importance": [Interval(Integral, 1, None, closed="left")],
@@ -102,6 +124,8 @@ class BaseVAE(BaseTorchEstimator):
         latent_dim: int = 10,
         hidden_dims: Sequence[int] = (128, 128),
         likelihood: str | Likelihood = "gaussian",
+        column_likelihoods: dict | None = None,
+        handle_unknown: str = "error",
         prior: str | Prior = "standard",
         n_components: int = 10,
         n_importance: int = 20,
@@ -124,6 +148,8 @@ class BaseVAE(BaseTorchEstimator):
         self.latent_dim = latent_dim
         self.hidden_dims = hidden_dims
         self.likelihood = likelihood
+        self.column_likelihoods = column_likelihoods
+        self.handle_unknown = handle_unknown
         self.prior = prior
         self.n_components = n_components
         self.n_importance = n_importance
@@ -172,26 +198,41 @@ class BaseVAE(BaseTorchEstimator):
             )
             return self._build_model().to(device)
 
+    def _encode(self, X, *, reset: bool) -> tuple[object, np.ndarray]:
+        """Validate ``X`` (fitting the column schema when ``reset``) and put it in model units.
+
+        Returns ``X`` as checked (a DataFrame for tables with integer, boolean or category
+        columns, else a float64 array) and its model-unit values, NaN where missing.
+        """
+        if reset:
+            X = check_table_input(self, X, reset=True, forbid_all_missing_columns=True)
+            self.schema_ = TableSchema(
+                self.likelihood,
+                getattr(self, "column_likelihoods", None),
+                getattr(self, "handle_unknown", "error"),
+            ).fit(X)
+        else:
+            X = check_table_input(self, X, reset=False, table=self.schema_.is_table_)
+        return X, self.schema_.encode(X)
+
+    @staticmethod
     def _to_tensors(
-        self, X: np.ndarray, device: torch.device, dtype: torch.dtype = torch.float32
+        X: np.ndarray, device: torch.device, dtype: torch.dtype = torch.float32
     ) -> tuple[torch.Tensor, ...]:
+        """(x, mask) tensors from model units: x zero-filled, mask 1 where observed."""
         observed = ~np.isnan(X)
-        scaled = np.where(observed, self.scaler_.transform(np.nan_to_num(X)), 0.0)
         return (
-            torch.as_tensor(scaled, dtype=dtype, device=device),
+            torch.as_tensor(np.where(observed, X, 0.0), dtype=dtype, device=device),
             torch.as_tensor(observed, dtype=dtype, device=device),
         )
 
     def _initialise_model(
         self, X: np.ndarray
     ) -> tuple[np.random.RandomState, torch.device, tuple[torch.Tensor, torch.Tensor]]:
-        """Fit the likelihood and scaler to X, build the seeded model, initialise its prior.
-
-        Returns the random state (for the rest of the fit), the device and (x, mask) tensors.
-        """
-        self.likelihood_ = make_likelihood(self.likelihood).fitted(X)
+        """Build the seeded model for model-unit data X (from :meth:`_encode`), initialise its
+        prior. Returns the random state (for the rest of the fit), the device and (x, mask)."""
+        self.likelihood_ = self.schema_.likelihood_
         random_state, device = self._start_fit()
-        self.scaler_ = ObservedScaler(standardize=self.likelihood_.standardize).fit(X)
         self.model_ = self._build_seeded(draw_seed(random_state), device)
         self._eval_seed = draw_seed(random_state)
         data = self._to_tensors(X, device)
@@ -237,8 +278,8 @@ class BaseVAE(BaseTorchEstimator):
         -------
         self
         """
-        X = check_array_input(self, X, reset=True, forbid_all_missing_columns=True)
-        random_state, device, data = self._initialise_model(X)
+        _, X_model = self._encode(X, reset=True)
+        random_state, device, data = self._initialise_model(X_model)
         latent_dim, n_importance = self.latent_dim, self.n_importance
         validation_noise = torch.randn(
             n_importance, 1, latent_dim, generator=self._eval_generator(device), device=device
@@ -260,7 +301,8 @@ class BaseVAE(BaseTorchEstimator):
 
     # --- evaluation --------------------------------------------------------------------
     def _evaluate_rows(self, X: np.ndarray, compute, n_samples: int | None = None) -> list:
-        """Run ``compute(model, x, mask, noise)`` over row chunks with shared noise draws.
+        """Run ``compute(model, x, mask, noise)`` over row chunks of model-unit ``X`` with
+        shared noise draws.
 
         The same standard-normal draws serve every row (common random numbers), so a row's
         result does not depend on which other rows share its batch, and repeated calls agree.
@@ -271,7 +313,7 @@ class BaseVAE(BaseTorchEstimator):
         noise = torch.randn(
             n_samples, 1, self.latent_dim, generator=self._eval_generator(device), device=device
         ).to(dtype)
-        width = max(self.n_features_in_ * model.likelihood.n_params, *self.hidden_dims, 1)
+        width = max(model.likelihood.decoder_width(self.n_features_in_), *self.hidden_dims, 1)
         rows_per_chunk = (1 << 22) // (n_samples * width)
         x_all, mask_all = self._to_tensors(X, device, dtype)
         results = []
@@ -295,15 +337,15 @@ class BaseVAE(BaseTorchEstimator):
         log_likelihood : ndarray of shape (n_samples,)
         """
         check_is_fitted(self)
-        X = check_array_input(self, X, reset=False)
-        self.likelihood_.check_data(X)
+        _, X_model = self._encode(X, reset=False)
         parts = self._evaluate_rows(
-            X, lambda model, x, mask, noise: model.bound(x, mask, noise).cpu().numpy()
+            X_model, lambda model, x, mask, noise: model.bound(x, mask, noise).cpu().numpy()
         )
         scores = np.concatenate(parts).astype(np.float64)
-        observed = ~np.isnan(X)
-        # Change of variables from the standardised units the model works in.
-        scores -= observed @ np.log(self.scaler_.scale_)
+        observed = ~np.isnan(X_model)
+        # Change of variables from the standardised units the model works in (continuous
+        # columns only: the others have probabilities, in any units).
+        scores -= observed @ self.schema_.log_scale_
         scores[~observed.any(axis=1)] = 0.0
         return scores
 

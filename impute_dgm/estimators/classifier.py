@@ -13,7 +13,6 @@ from sklearn.preprocessing import LabelEncoder
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_consistent_length, check_is_fitted
 
-from impute_dgm._validation import check_array_input
 from impute_dgm.distributions.likelihoods import Likelihood
 from impute_dgm.distributions.priors import Prior
 from impute_dgm.estimators._labels import split_labelled
@@ -46,7 +45,7 @@ class VAEClassifier(ClassifierMixin, BaseVAE):
     classes_ : ndarray
         The labels seen in ``fit`` (``-1`` excluded), sorted.
     model_ : LabelledLatentVariableModel
-    scaler_ : ObservedScaler
+    schema_ : TableSchema
     likelihood_ : Likelihood
     history_ : TrainingHistory
     n_epochs_ : int
@@ -83,6 +82,8 @@ class VAEClassifier(ClassifierMixin, BaseVAE):
         latent_dim: int = 10,
         hidden_dims: Sequence[int] = (128, 128),
         likelihood: str | Likelihood = "gaussian",
+        column_likelihoods: dict | None = None,
+        handle_unknown: str = "error",
         prior: str | Prior = "standard",
         n_components: int = 10,
         n_importance: int = 1,
@@ -106,6 +107,8 @@ class VAEClassifier(ClassifierMixin, BaseVAE):
             latent_dim=latent_dim,
             hidden_dims=hidden_dims,
             likelihood=likelihood,
+            column_likelihoods=column_likelihoods,
+            handle_unknown=handle_unknown,
             prior=prior,
             n_components=n_components,
             n_importance=n_importance,
@@ -158,7 +161,7 @@ class VAEClassifier(ClassifierMixin, BaseVAE):
         -------
         self
         """
-        X = check_array_input(self, X, reset=True, forbid_all_missing_columns=True)
+        _, X = self._encode(X, reset=True)
         y, labelled = split_labelled(y)
         check_consistent_length(X, y)
         encoder = LabelEncoder().fit(y[labelled])
@@ -234,7 +237,7 @@ class VAEClassifier(ClassifierMixin, BaseVAE):
         ndarray of shape (n_samples, n_classes)
         """
         check_is_fitted(self)
-        X = check_array_input(self, X, reset=False)
+        _, X = self._encode(X, reset=False)
         parts = self._evaluate_rows(
             X,
             lambda model, x, mask, noise: model.label_posterior(x, mask).probs.cpu().numpy(),

@@ -9,7 +9,6 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from impute_dgm._device import draw_seed, seeded_torch
-from impute_dgm._validation import check_array_input
 from impute_dgm.estimators._vae import VAE_PARAMETERS_DOC, BaseVAE
 
 
@@ -30,8 +29,8 @@ class VAEEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
     ----------
     model_ : DeepLatentVariableModel
         The fitted torch module.
-    scaler_ : ObservedScaler
-        Per-column location and scale learned from observed entries.
+    schema_ : TableSchema
+        Per-column kind, likelihood, scaling (learned from observed entries) and levels.
     likelihood_ : Likelihood
         The observation model as configured for the data.
     history_ : TrainingHistory
@@ -64,17 +63,19 @@ class VAEEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
         Z : ndarray of shape (n_samples, latent_dim)
         """
         check_is_fitted(self)
-        X = check_array_input(self, X, reset=False)
+        _, X_model = self._encode(X, reset=False)
         parts = self._evaluate_rows(
-            X,
+            X_model,
             lambda model, x, mask, noise: model.posterior(x, mask).base_dist.loc.cpu().numpy(),
             n_samples=1,
         )
         return np.concatenate(parts).astype(np.float64)
 
     def _decode_mean(self, z: torch.Tensor, model) -> np.ndarray:
-        means = model.likelihood.mean(model.observation_model(z))
-        return self.scaler_.inverse_transform(means.cpu().numpy().astype(np.float64))
+        means = model.likelihood.point_estimate(
+            model.likelihood.imputation_statistics(model.observation_model(z))
+        )
+        return self.schema_.decode(means.cpu().numpy().astype(np.float64))
 
     def inverse_transform(self, Z) -> np.ndarray:
         """Decode latent codes to the mean of p(x | z), in the original units.
@@ -116,7 +117,7 @@ class VAEEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
         with torch.no_grad(), seeded_torch(seed, device):
             z = self.model_.prior().sample((n_samples,))
             x = self.model_.observation_model(z).sample()
-        return self.scaler_.inverse_transform(x.float().cpu().numpy().astype(np.float64))
+        return self.schema_.decode(x.cpu().numpy().astype(np.float64))
 
     def fit(self, X, y=None) -> VAEEmbedder:
         super().fit(X, y)

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from numbers import Integral
+
 import numpy as np
+import torch
 from sklearn.base import OneToOneFeatureMixin, TransformerMixin
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, validate_params
 from sklearn.utils.validation import check_is_fitted
 
-from impute_dgm._validation import check_array_input
+from impute_dgm._device import draw_seed, seeded_torch
 from impute_dgm.estimators._vae import VAE_PARAMETERS_DOC, BaseVAE
 
 
@@ -22,6 +27,12 @@ class VAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseVAE):
     Columns are standardised internally with statistics of their observed values (except for
     the Bernoulli likelihood), and imputations are returned in the original units.
 
+    DataFrames may mix kinds of columns: floats, integers, booleans and categories (``category``,
+    ``string`` or text), each with its own likelihood (see ``column_likelihoods``); they come
+    back as DataFrames with the same columns, index and dtypes. ``sample_imputations`` draws
+    several completed tables from p(x_miss | x_obs) for multiple imputation
+    (:func:`impute_dgm.pooling.pool` combines analyses of them by Rubin's rules).
+
     Parameters
     ----------
     {parameters}
@@ -30,10 +41,11 @@ class VAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseVAE):
     ----------
     model_ : DeepLatentVariableModel
         The fitted torch module.
-    scaler_ : ObservedScaler
-        Per-column location and scale learned from observed entries.
+    schema_ : TableSchema
+        Per-column kind, likelihood, scaling (learned from observed entries) and levels.
     likelihood_ : Likelihood
-        The observation model as configured for the data (e.g. levels of "categorical").
+        The observation model as configured for the data (a ``ColumnLikelihoods`` for
+        mixed columns).
     history_ : TrainingHistory
         Per-epoch training and validation losses (negative bound per row).
     n_epochs_ : int
@@ -69,27 +81,84 @@ class VAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseVAE):
 
         Returns
         -------
-        X_imputed : ndarray of shape (n_samples, n_features)
-            ``X`` with every NaN replaced; observed entries are unchanged.
+        X_imputed : ndarray of shape (n_samples, n_features), or DataFrame
+            ``X`` with every missing value replaced; observed entries are unchanged. A DataFrame
+            with integer, boolean or category columns comes back as a DataFrame with the same
+            columns, index and dtypes (categories imputed as their most probable level).
         """
         check_is_fitted(self)
-        X = check_array_input(self, X, reset=False)
-        missing = np.isnan(X)
-        X_imputed = X.copy()
+        X, X_model = self._encode(X, reset=False)
+        return self._fill(X, X_model, lambda model, x, mask, noise: model.impute(x, mask, noise))
+
+    def _fill(self, X, X_model: np.ndarray, compute, n_samples: int | None = None):
+        """``X`` with its missing cells set from ``compute`` run on the incomplete rows."""
+        missing = np.isnan(X_model)
+        values = np.zeros_like(X_model)
         rows = np.flatnonzero(missing.any(axis=1))
-        if rows.size == 0:
-            return X_imputed
-        parts = self._evaluate_rows(
-            X[rows], lambda model, x, mask, noise: model.impute(x, mask, noise).cpu().numpy()
-        )
-        estimate = self.scaler_.inverse_transform(np.concatenate(parts).astype(np.float64))
-        # A non-finite estimate can only come from a diverged model; fall back to the column
-        # location rather than ever returning NaN or inf.
-        estimate = np.where(np.isfinite(estimate), estimate, self.scaler_.location_)
-        block = X_imputed[rows]
-        block[missing[rows]] = estimate[missing[rows]]
-        X_imputed[rows] = block
-        return X_imputed
+        if rows.size:
+            parts = self._evaluate_rows(
+                X_model[rows],
+                lambda *args: compute(*args).cpu().numpy(),
+                n_samples=n_samples,
+            )
+            values[rows] = np.concatenate(parts).astype(np.float64)
+        # decode() replaces a non-finite value (only a diverged model gives one) by the
+        # column's mean or mode: the imputer never returns NaN or inf.
+        return self.schema_.fill(X, self.schema_.decode(values), missing)
+
+    @validate_params(
+        {
+            "n_imputations": [Interval(Integral, 1, None, closed="left")],
+            "random_state": ["random_state"],
+            "n_proposals": [Interval(Integral, 1, None, closed="left")],
+        },
+        prefer_skip_nested_validation=True,
+    )
+    def sample_imputations(
+        self, X, n_imputations: int = 5, random_state=None, n_proposals: int = 100
+    ) -> list:
+        """Draw completed tables from p(x_miss | x_obs) for multiple imputation.
+
+        Each draw uses sampling-importance-resampling: ``n_proposals`` latents from
+        q(z | x, m), one resampled per row by its importance weight, then every missing cell
+        drawn from p(x | z) at it (categories and flags are drawn, not rounded). Observed cells
+        are the same in every table. Analyse each table and pool the results with
+        :func:`impute_dgm.pooling.pool` (Rubin's rules).
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+            Data with missing values, as for :meth:`transform`.
+        n_imputations : int, default=5
+            Number of completed tables.
+        random_state : int, RandomState instance or None, default=None
+            Seeds the draws; an int gives the same tables on every call.
+        n_proposals : int, default=100
+            Latents drawn per row and imputation, among which one is resampled. Fewer than
+            ``transform``'s ``n_eval_samples``: each imputation is one draw, not an average.
+
+        Returns
+        -------
+        imputations : list of ndarray or DataFrame
+            ``n_imputations`` completed copies of ``X``, each as :meth:`transform` returns it.
+        """
+        check_is_fitted(self)
+        X, X_model = self._encode(X, reset=False)
+        random_state = check_random_state(random_state)
+        device = self._runtime_device()
+
+        def draw(model, x, mask, noise):
+            # Fresh latents for every row and imputation (not the shared evaluation draws).
+            fresh = torch.randn(noise.shape[0], *x.shape[:-1], noise.shape[-1]).to(noise)
+            return model.sample_missing(x, mask, fresh)
+
+        tables = []
+        for _ in range(n_imputations):
+            # A forked, seeded global stream: the draws follow random_state, and the caller's
+            # torch RNG is left as it was.
+            with seeded_torch(draw_seed(random_state), device):
+                tables.append(self._fill(X, X_model, draw, n_samples=n_proposals))
+        return tables
 
 
 if VAEImputer.__doc__:  # absent under python -OO
