@@ -13,6 +13,7 @@ from impute_dgm.distributions import (
     GaussianLikelihood,
     PoissonLikelihood,
 )
+from impute_dgm.pooling import pool
 
 N_ROWS = 400
 
@@ -237,3 +238,28 @@ def test_sample_imputations_on_arrays_keep_observed_values(small_table):
         assert isinstance(draw, np.ndarray) and np.isfinite(draw).all()
         assert np.array_equal(draw[observed], small_table[observed])
     assert not np.array_equal(draws[0], draws[1])
+
+
+def test_rubins_rules_against_a_hand_computed_example():
+    # m = 4 estimates of one coefficient and their standard errors.
+    estimates = np.array([2.0, 2.4, 1.8, 2.2])
+    errors = np.array([0.5, 0.4, 0.5, 0.6])
+    pooled = pool(estimates, errors, complete_data_dof=30)
+    # By hand: Q = 2.1; U = (0.25 + 0.16 + 0.25 + 0.36) / 4 = 0.255;
+    # B = (0.01 + 0.09 + 0.09 + 0.01) / 3 = 0.2 / 3; T = U + 1.25 B = 0.3383333.
+    assert pooled.estimate == pytest.approx(2.1)
+    assert pooled.within_variance == pytest.approx(0.255)
+    assert pooled.between_variance == pytest.approx(0.2 / 3)
+    assert pooled.total_variance == pytest.approx(0.255 + 1.25 * 0.2 / 3)
+    # lambda = 1.25 B / T = 0.246305; nu_old = 3 / lambda^2 = 49.451;
+    # nu_obs = 31 / 33 * 30 * (1 - lambda) = 21.2405; nu = nu_old nu_obs / (sum) = 14.8584.
+    assert pooled.fraction_missing_information == pytest.approx(0.246305, rel=1e-5)
+    assert pooled.degrees_of_freedom == pytest.approx(14.8584, rel=1e-4)
+    low, high = pooled.confidence_interval(0.95)
+    # t_{0.975, 14.8584} = 2.1332
+    assert high - 2.1 == pytest.approx(2.1332 * np.sqrt(0.3383333), rel=1e-3)
+    assert 2.1 - low == pytest.approx(high - 2.1)
+    large_sample = pool(estimates, errors)
+    assert large_sample.degrees_of_freedom == pytest.approx(3 / 0.246305**2, rel=1e-5)
+    with pytest.raises(ValueError, match="at least 2"):
+        pool([1.0], [0.1])
