@@ -101,3 +101,20 @@ def test_semi_supervised_benchmark_writes_every_cell(tmp_path, monkeypatch):
             for cell in cells.values():
                 assert 0.0 <= cell["accuracy"]["mean"] <= 1.0
     assert set(payload["margin_over_best_baseline"]["complete"]) == {"10", "50"}
+
+
+def test_multiple_imputation_benchmark_writes_coverage(tmp_path, monkeypatch):
+    run_script(
+        "multiple_imputation.py",
+        ["--quick", "--replications", "2", "--m", "3", "--results-dir", str(tmp_path)],
+        monkeypatch,
+    )
+    payload = json.loads((tmp_path / "multiple_imputation.json").read_text())
+    assert {
+        "complete-case",
+        "VAEImputer single (transform)",
+        "VAEImputer m=3 pooled",
+        "IterativeImputer(sample_posterior) m=3 pooled",
+    } <= set(payload["results"])
+    for record in payload["results"].values():
+        assert 0.0 <= record["coverage"] <= 1.0 and record["mean_width"] > 0
