@@ -59,6 +59,25 @@ def _check_strings(X: Any) -> None:
                     ) from None
 
 
+def _refuse_infinity(X: np.ndarray, columns: Any) -> None:
+    infinite = np.isinf(X).any(axis=0)
+    if infinite.any():
+        raise ValueError(
+            "Input X contains infinity in column(s) "
+            f"{_column_list(columns, np.flatnonzero(infinite))}; use NaN to mark missing values."
+        )
+
+
+def _refuse_empty_columns(missing: np.ndarray, columns: Any) -> None:
+    empty = missing.all(axis=0)
+    if empty.any():
+        raise ValueError(
+            "Column(s) "
+            f"{_column_list(columns, np.flatnonzero(empty))} have no observed value; "
+            "drop them before fitting (nothing can be learned about them)."
+        )
+
+
 def check_integer_levels(X: np.ndarray, n_levels: int | None, requirement: str) -> None:
     """Refuse observed values that are not integer levels 0, 1, ..., n_levels - 1.
 
@@ -135,12 +154,7 @@ def check_array_input(
     )
     if columns is None and hasattr(estimator, "feature_names_in_"):
         columns = estimator.feature_names_in_
-    infinite = np.isinf(X).any(axis=0)
-    if infinite.any():
-        raise ValueError(
-            "Input X contains infinity in column(s) "
-            f"{_column_list(columns, np.flatnonzero(infinite))}; use NaN to mark missing values."
-        )
+    _refuse_infinity(X, columns)
     missing = np.isnan(X)
     if not allow_nan and missing.any():
         raise ValueError(
@@ -150,13 +164,7 @@ def check_array_input(
             "impute_dgm.VAEImputer."
         )
     if forbid_all_missing_columns:
-        empty = missing.all(axis=0)
-        if empty.any():
-            raise ValueError(
-                "Column(s) "
-                f"{_column_list(columns, np.flatnonzero(empty))} have no observed value; "
-                "drop them before fitting (nothing can be learned about them)."
-            )
+        _refuse_empty_columns(missing, columns)
     return X
 
 
@@ -217,19 +225,7 @@ def check_table_input(
         # Text among numbers, then infinity, in the continuous columns.
         _check_strings(X.iloc[:, numeric])
         values = X.iloc[:, numeric].apply(pd.to_numeric).astype("float64")
-        infinite = np.isinf(values.to_numpy(dtype=np.float64, na_value=np.nan)).any(axis=0)
-        if infinite.any():
-            raise ValueError(
-                "Input X contains infinity in column(s) "
-                f"{_column_list(list(values.columns), np.flatnonzero(infinite))}; use NaN to "
-                "mark missing values."
-            )
+        _refuse_infinity(values.to_numpy(dtype=np.float64, na_value=np.nan), list(values.columns))
     if forbid_all_missing_columns:
-        empty = X.isna().all(axis=0).to_numpy()
-        if empty.any():
-            raise ValueError(
-                "Column(s) "
-                f"{_column_list(list(X.columns), np.flatnonzero(empty))} have no observed value; "
-                "drop them before fitting (nothing can be learned about them)."
-            )
+        _refuse_empty_columns(X.isna().to_numpy(), list(X.columns))
     return X
