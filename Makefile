@@ -50,6 +50,7 @@ benchmark: install-dev
 	$(BIN)/python benchmarks/density.py
 	$(BIN)/python benchmarks/serving.py
 	$(BIN)/python benchmarks/semi_supervised.py
+	$(BIN)/python benchmarks/multiple_imputation.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
