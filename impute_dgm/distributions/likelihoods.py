@@ -354,6 +354,17 @@ class DiscretizedGaussianLikelihood(GaussianLikelihood):
             raise ValueError("likelihood='discretized_gaussian' needs integer values.")
 
 
+def _place_columns(
+    values: list[torch.Tensor], columns: list[torch.Tensor], reference: torch.Tensor, width: int
+) -> torch.Tensor:
+    """One tensor (..., width) with each block's ``values`` in its ``columns``; the leading
+    shape and dtype are ``reference``'s."""
+    out = reference.new_empty((*reference.shape[:-1], width))
+    for where, value in zip(columns, values, strict=True):
+        out[..., where] = value.to(out.dtype)
+    return out
+
+
 class JointObservation(Distribution):
     """Independent observation models over blocks of columns, as one distribution over rows.
 
@@ -378,10 +389,7 @@ class JointObservation(Distribution):
         super().__init__(torch.Size(batch_shape), validate_args=False)
 
     def _gather(self, values: list[torch.Tensor], reference: torch.Tensor) -> torch.Tensor:
-        out = reference.new_empty((*reference.shape[:-1], self.batch_shape[-1]))
-        for columns, value in zip(self.columns, values, strict=True):
-            out[..., columns] = value.to(out.dtype)
-        return out
+        return _place_columns(values, self.columns, reference, self.batch_shape[-1])
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
         logs = [p.log_prob(value[..., c]) for p, c in zip(self.parts, self.columns, strict=True)]
@@ -464,10 +472,7 @@ class ColumnLikelihoods(Likelihood):
             part.point_estimate(statistics[..., where])
             for part, where in zip(self.parts, self._slices(widths), strict=True)
         ]
-        out = statistics.new_empty((*statistics.shape[:-1], self.n_features))
-        for columns, value in zip(self._indices(statistics.device), values, strict=True):
-            out[..., columns] = value
-        return out
+        return _place_columns(values, self._indices(statistics.device), statistics, self.n_features)
 
     def check_data(self, X: np.ndarray) -> None:
         for part, columns in zip(self.parts, self.columns, strict=True):
