@@ -15,6 +15,7 @@ least one value per column is kept.
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 from sklearn.utils import check_random_state
 
 MECHANISMS = ("mcar", "mar", "mnar")
@@ -31,17 +32,22 @@ def _calibrated_probabilities(scores: np.ndarray, rate: float) -> np.ndarray:
 
 
 def ampute(
-    X: np.ndarray,
+    X: np.ndarray | pd.DataFrame,
     rate: float,
     mechanism: str = "mcar",
     random_state: int | np.random.RandomState | None = None,
-) -> np.ndarray:
-    """A copy of the complete array ``X`` with entries set to NaN.
+) -> np.ndarray | pd.DataFrame:
+    """A copy of the complete table ``X`` with entries set to missing.
 
     Parameters
     ----------
-    X : array-like of shape (n_samples, n_features)
-        Complete numeric data.
+    X : array-like or DataFrame of shape (n_samples, n_features)
+        Complete data. A DataFrame may mix types (see :func:`impute_dgm.schema.column_kind`):
+        its categorical columns enter the missingness scores ("mar", "mnar") through their
+        category codes, booleans as 0/1. It comes back as a DataFrame with missing cells as
+        NaN / ``pd.NA``; ``int64`` and ``bool`` columns become the nullable ``Int64`` and
+        ``boolean`` so that they can hold a missing value (the estimators return those
+        dtypes), other dtypes are kept.
     rate : float in [0, 1)
         Expected share of removed entries.
     mechanism : {"mcar", "mar", "mnar"}, default="mcar"
@@ -49,7 +55,8 @@ def ampute(
 
     Returns
     -------
-    ndarray of shape (n_samples, n_features)
+    ndarray or DataFrame of shape (n_samples, n_features)
+        A DataFrame when ``X`` is one, else an array of floats.
 
     Examples
     --------
@@ -59,6 +66,8 @@ def ampute(
     >>> round(float(np.isnan(X_missing).mean()), 1)
     0.3
     """
+    if isinstance(X, pd.DataFrame):
+        return _ampute_frame(X, rate, mechanism, random_state)
     X = np.array(X, dtype=float)
     if np.isnan(X).any():
         raise ValueError("ampute needs complete data: X already has NaN.")
@@ -91,3 +100,41 @@ def ampute(
     missing[rng.randint(n_rows, size=full.sum()), np.flatnonzero(full)] = False
     X[missing] = np.nan
     return X
+
+
+def _numeric_view(column: pd.Series) -> np.ndarray:
+    """A column's values as floats for the missingness scores (categories by their codes)."""
+    from impute_dgm.schema import column_kind
+
+    kind = column_kind(column)
+    if kind == "categorical":
+        return pd.Categorical(column).codes.astype(float)
+    if kind == "binary":
+        return column.astype(float).to_numpy()
+    try:
+        return column.astype(float).to_numpy()
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"ampute cannot read column {column.name!r} as numbers or categories."
+        ) from None
+
+
+def _ampute_frame(frame: pd.DataFrame, rate, mechanism, random_state) -> pd.DataFrame:
+    incomplete = [name for name in frame.columns if frame[name].isna().any()]
+    if incomplete:
+        raise ValueError(f"ampute needs complete data: column(s) {incomplete} have missing values.")
+    numbers = np.column_stack([_numeric_view(frame[name]) for name in frame.columns])
+    missing = np.isnan(ampute(numbers, rate, mechanism, random_state))
+    out = frame.copy()
+    for j, name in enumerate(frame.columns):
+        column = out[name]
+        if pd.api.types.is_bool_dtype(column.dtype) and not isinstance(
+            column.dtype, pd.BooleanDtype
+        ):
+            column = column.astype("boolean")
+        elif pd.api.types.is_integer_dtype(column.dtype) and not isinstance(
+            column.dtype, pd.api.extensions.ExtensionDtype
+        ):
+            column = column.astype("Int64")
+        out[name] = column.mask(missing[:, j])
+    return out

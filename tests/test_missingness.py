@@ -63,3 +63,40 @@ def test_load_table_bundled_and_csv(tmp_path):
     assert target is None and np.allclose(again.to_numpy(), X.iloc[:10].to_numpy())
     with pytest.raises(ValueError, match="neither a bundled data set"):
         load_table("mnist")
+
+
+@pytest.mark.parametrize("mechanism", ["mcar", "mar", "mnar"])
+def test_ampute_dataframe_keeps_types_and_observed_cells(mechanism):
+    import pandas as pd
+
+    rng = np.random.default_rng(1)
+    n = 3000
+    frame = pd.DataFrame(
+        {
+            "x": rng.normal(size=n),
+            "count": rng.poisson(3, size=n),
+            "flag": rng.random(n) < 0.4,
+            "colour": pd.Categorical(rng.choice(["red", "green", "blue"], size=n)),
+            "name": pd.array(rng.choice(["a", "b"], size=n), dtype="string"),
+        },
+        index=pd.RangeIndex(10, 10 + n),
+    )
+    amputed = ampute(frame, 0.3, mechanism, random_state=0)
+    missing = amputed.isna().to_numpy()
+    assert missing.mean() == pytest.approx(0.3, abs=0.03)
+    assert list(amputed.columns) == list(frame.columns)
+    assert amputed.index.equals(frame.index)
+    # Columns that cannot hold a missing value become their nullable counterparts.
+    assert amputed["count"].dtype == "Int64" and amputed["flag"].dtype == "boolean"
+    assert amputed["colour"].dtype == frame["colour"].dtype
+    assert amputed["name"].dtype == frame["name"].dtype and amputed["x"].dtype == float
+    for j, name in enumerate(frame.columns):
+        kept = ~missing[:, j]
+        assert (amputed[name][kept].astype(object) == frame[name][kept].astype(object)).all()
+    if mechanism == "mnar":
+        # Self-masking on codes: the largest code ("red") goes missing more than the smallest.
+        codes = frame["colour"].cat.codes.to_numpy()
+        lost = amputed["colour"].isna().to_numpy()
+        assert lost[codes == 2].mean() > lost[codes == 0].mean() + 0.1
+    with pytest.raises(ValueError, match="count"):
+        ampute(amputed[["count"]].astype("Int64"), 0.3)
