@@ -263,3 +263,43 @@ def test_rubins_rules_against_a_hand_computed_example():
     assert large_sample.degrees_of_freedom == pytest.approx(3 / 0.246305**2, rel=1e-5)
     with pytest.raises(ValueError, match="at least 2"):
         pool([1.0], [0.1])
+
+
+def test_joint_observation_with_a_wide_first_block():
+    """log_prob and sample place every block's columns, whatever the first block's width."""
+    from torch.distributions import Categorical, Normal
+
+    from impute_dgm.distributions.likelihoods import JointObservation
+
+    torch = pytest.importorskip("torch")
+    loc = torch.randn(5, 7, 3)
+    logits = torch.randn(5, 7, 1, 4)
+    joint = JointObservation(
+        [Normal(loc, torch.ones(3)), Categorical(logits=logits)],
+        [torch.tensor([0, 2, 3]), torch.tensor([1])],
+        n_features=4,
+    )
+    value = torch.tensor([0.5, 2.0, -1.0, 0.0]).expand(5, 7, 4)
+    log_prob = joint.log_prob(value)
+    assert log_prob.shape == (5, 7, 4)
+    expected_normal = Normal(loc, 1.0).log_prob(value[..., [0, 2, 3]])
+    assert torch.allclose(log_prob[..., [0, 2, 3]], expected_normal)
+    assert torch.allclose(log_prob[..., 1], logits.log_softmax(-1)[..., 0, 2])
+    assert joint.sample().shape == (5, 7, 4)
+
+
+def test_a_table_that_starts_with_several_float_columns_fits():
+    rng = np.random.default_rng(seed(3))
+    n = 120
+    z = rng.normal(size=n)
+    frame = pd.DataFrame(
+        {
+            "a": z + 0.1 * rng.normal(size=n),
+            "b": -z + 0.1 * rng.normal(size=n),
+            "c": rng.normal(size=n),
+            "level": pd.Categorical(np.where(z > 0, "high", "low")),
+        }
+    )
+    holes = frame.mask(rng.random(frame.shape) < 0.2)
+    out = VAEImputer(n_epochs=3, hidden_dims=(8,), random_state=0).fit_transform(holes)
+    assert out.notna().all().all() and list(out.dtypes) == list(frame.dtypes)

@@ -393,7 +393,7 @@ class JointObservation(Distribution):
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
         logs = [p.log_prob(value[..., c]) for p, c in zip(self.parts, self.columns, strict=True)]
-        return self._gather(logs, logs[0].expand(*logs[0].shape[:-1], 1))
+        return self._gather(logs, logs[0])
 
     def sample(self, sample_shape: torch.Size = _NO_SHAPE) -> torch.Tensor:
         draws = [part.sample(sample_shape).to(torch.get_default_dtype()) for part in self.parts]
