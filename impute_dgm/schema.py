@@ -289,8 +289,26 @@ class TableSchema:
     def encode(self, X) -> np.ndarray:
         """Model units (n, D), NaN where missing; checks the values against each likelihood."""
         numbers = self._numbers(X)
-        self.likelihood_.check_data(numbers)
+        try:
+            self.likelihood_.check_data(numbers)
+        except ValueError as error:
+            raise ValueError(self._locate(numbers, error)) from None
         return self.scaler_.transform(numbers)
+
+    def _locate(self, numbers: np.ndarray, error: ValueError) -> str:
+        """The likelihood's complaint with the column and the first value it refuses."""
+        parts = getattr(self.likelihood_, "parts", [self.likelihood_])
+        blocks = getattr(self.likelihood_, "columns", [range(numbers.shape[1])])
+        for part, columns in zip(parts, blocks, strict=True):
+            for j in columns:
+                values = numbers[:, j]
+                for value in pd.unique(values[~np.isnan(values)]):
+                    try:
+                        part.check_data(np.array([[value]]))
+                    except ValueError as complaint:
+                        name = self.columns_[j].name if self.is_table_ else j
+                        return f"Column {name!r} has value {float(value)!r}: {complaint}"
+        return str(error)
 
     def decode(self, values: np.ndarray) -> np.ndarray:
         """Original units (n, D) from model units; non-finite values become the fallback."""

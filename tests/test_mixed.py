@@ -303,3 +303,12 @@ def test_a_table_that_starts_with_several_float_columns_fits():
     holes = frame.mask(rng.random(frame.shape) < 0.2)
     out = VAEImputer(n_epochs=3, hidden_dims=(8,), random_state=0).fit_transform(holes)
     assert out.notna().all().all() and list(out.dtypes) == list(frame.dtypes)
+
+
+def test_a_fraction_in_an_integer_column_is_named(fitted, table):
+    _, holes = table
+    bad = holes.copy()
+    bad["kids"] = bad["kids"].astype("Float64")
+    bad.loc[bad.index[3], "kids"] = 2.5
+    with pytest.raises(ValueError, match=r"Column 'kids' has value 2\.5: .*integer"):
+        fitted.transform(bad)
