@@ -51,6 +51,7 @@ benchmark: install-dev
 	$(BIN)/python benchmarks/serving.py
 	$(BIN)/python benchmarks/semi_supervised.py
 	$(BIN)/python benchmarks/multiple_imputation.py
+	$(BIN)/python benchmarks/mixed.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -118,3 +118,29 @@ def test_multiple_imputation_benchmark_writes_coverage(tmp_path, monkeypatch):
     } <= set(payload["results"])
     for record in payload["results"].values():
         assert 0.0 <= record["coverage"] <= 1.0 and record["mean_width"] > 0
+
+
+def test_mixed_benchmark_scores_every_method_on_every_cell(tmp_path, monkeypatch):
+    pytest.importorskip("palmerpenguins")
+    pytest.importorskip("statsmodels")
+    run_script(
+        "mixed.py",
+        ["--quick", "--seeds", "1", "--fair-rows", "200", "--results-dir", str(tmp_path)],
+        monkeypatch,
+    )
+    payload = json.loads((tmp_path / "mixed.json").read_text())
+    assert set(payload["cells"]) == {
+        f"{table}/{mechanism}"
+        for table in ("penguins", "fair", "synthetic")
+        for mechanism in ("mcar", "mar")
+    }
+    for cell in payload["cells"].values():
+        # Every table has numeric and categorical cells; a method fails only out loud.
+        assert set(cell["results"]) | set(cell["failures"]) == set(payload["summary"])
+        assert {"mean / most frequent", "KNN (one-hot)", "missForest-style", "VAEImputer"} <= set(
+            cell["results"]
+        )
+        for result in cell["results"].values():
+            assert 0 < result["rmse"]["mean"] < 5 and 0 <= result["accuracy"]["mean"] <= 1
+    for summary in payload["summary"].values():
+        assert 1 <= summary["mean_rmse_rank"] <= 5 and 1 <= summary["mean_accuracy_rank"] <= 5
