@@ -310,6 +310,71 @@ class TableSchema:
                         return f"Column {name!r} has value {float(value)!r}: {complaint}"
         return str(error)
 
+    def restore_dtypes(self, X: pd.DataFrame) -> pd.DataFrame:
+        """``X`` with each column back in the dtype it had in ``fit``, where a transport lost it.
+
+        JSON (``mlflow models serve``) and Spark carry categories as strings or numbers,
+        booleans as numbers or objects and nullable integers as floats. A categorical value
+        is matched to a fitted level by equality, then by its text (``"3"`` and ``3.0`` find
+        the level ``3``); a value that matches none is handled by ``handle_unknown``. A
+        boolean may come as True/False, 0/1 or "true"/"false". Numeric columns become numbers.
+        Missing cells (None, NaN, NA) stay missing.
+        """
+        if not self.is_table_:
+            return X
+        out = X.copy()
+        for j, column in enumerate(self.columns_):
+            series = out.iloc[:, j]
+            if series.dtype == column.dtype:
+                continue
+            out.isetitem(j, self._restore_column(series, column))
+        return out
+
+    def _restore_column(self, series: pd.Series, column: ColumnSpec) -> pd.Series:
+        missing = series.isna().to_numpy()
+        values = series.astype(object).to_numpy()
+        if column.kind == "categorical":
+            by_text = {_level_text(level): level for level in column.levels}
+            restored = []
+            for value, gap in zip(values, missing, strict=True):
+                if gap:
+                    restored.append(np.nan)
+                elif value in column.levels:
+                    restored.append(column.levels[column.levels.get_loc(value)])
+                elif _level_text(value) in by_text:
+                    restored.append(by_text[_level_text(value)])
+                elif self.handle_unknown == "missing":
+                    restored.append(np.nan)
+                else:
+                    raise ValueError(
+                        f"Column {column.name!r} has level {value!r}, which fit never saw "
+                        f"(known: {list(column.levels)[:10]}); pass handle_unknown='missing' "
+                        "to treat such values as missing."
+                    )
+            return pd.Series(restored, index=series.index, dtype=object).astype(column.dtype)
+        if column.kind == "binary":
+            truth = {"true": True, "1": True, "1.0": True, "false": False, "0": False, "0.0": False}
+            restored = []
+            for value, gap in zip(values, missing, strict=True):
+                text = str(value).strip().lower()
+                if gap:
+                    restored.append(pd.NA)
+                elif text in truth:
+                    restored.append(truth[text])
+                else:
+                    raise ValueError(f"Column {column.name!r} is boolean, but has value {value!r}.")
+            return pd.Series(restored, index=series.index, dtype="boolean")
+        try:
+            numbers = pd.to_numeric(series, errors="raise").astype("float64")
+        except (TypeError, ValueError):
+            raise ValueError(f"Column {column.name!r} is numeric, but has text in it.") from None
+        if column.kind == "integer":
+            try:
+                return numbers.astype("Int64")
+            except (TypeError, ValueError):
+                return numbers  # fractions: encode names the column and the value
+        return numbers
+
     def decode(self, values: np.ndarray) -> np.ndarray:
         """Original units (n, D) from model units; non-finite values become the fallback."""
         values = np.where(np.isfinite(values), values, self.fallback_)
@@ -347,3 +412,10 @@ class TableSchema:
         result = series.astype(object)
         result.iloc[np.flatnonzero(rows)] = list(filled)
         return result.astype(series.dtype)
+
+
+def _level_text(value) -> str:
+    """A level as text, with integral floats written as integers (3.0 -> "3")."""
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    return str(value)

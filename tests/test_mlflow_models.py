@@ -208,6 +208,80 @@ def test_mlflow_models_serve_answers_with_the_imputed_table(store, champion, mod
         assert np.array_equal(single, np.asarray(champion["imputer"].transform(X.iloc[:1])))
 
 
+def _mixed_table_with_holes():
+    """A float, a nullable integer, a flag and two category columns, 20% missing."""
+    rng = np.random.default_rng(0)
+    n = 200
+    z = rng.normal(size=n)
+    table = pd.DataFrame(
+        {
+            "x": z + 0.1 * rng.normal(size=n),
+            "kids": pd.array(np.clip(np.round(2 + z), 0, None).astype(int), dtype="Int64"),
+            "flag": pd.array(z > 0, dtype="boolean"),
+            "grade": pd.Categorical(np.where(z > 0.5, 3, np.where(z > -0.5, 2, 1))),
+            "city": pd.Categorical(np.where(z > 0, "Paris", "Oslo")),
+        }
+    )
+    holes = rng.random(table.shape) < 0.2
+    holes[0] = False
+    return table.mask(holes)
+
+
+def _records_json(frame: pd.DataFrame) -> bytes:
+    # Exact floats (repr), numbers for integers, true/false, categories as their values,
+    # null where missing: what a client of the REST API sends.
+    def cell(value):
+        if pd.isna(value):
+            return None
+        if isinstance(value, (np.bool_, bool)):
+            return bool(value)
+        if isinstance(value, (np.integer, int)):
+            return int(value)
+        return float(value) if isinstance(value, (np.floating, float)) else value
+
+    rows = [[cell(v) for v in row] for row in frame.astype(object).to_numpy()]
+    return json.dumps({"dataframe_split": {"columns": list(frame.columns), "data": rows}}).encode()
+
+
+def test_mixed_table_model_keeps_its_dtypes_through_pyfunc_and_serving(
+    store, model_server, tmp_path
+):
+    X = _mixed_table_with_holes()
+    imputer = VAEImputer(**{**FAST, "n_epochs": 5}).fit(X)
+    path = tmp_path / "mixed"
+    save_model(imputer, path, input_example=X.iloc[:5])
+    model = mlflow.pyfunc.load_model(str(path))
+    types = dict(
+        zip(
+            model.metadata.get_input_schema().input_names(),
+            [str(t) for t in model.metadata.get_input_schema().input_types()],
+            strict=True,
+        )
+    )
+    # Floats are double (NaN allowed); the other kinds accept what JSON or pandas gives.
+    assert types["x"] == "DataType.double"
+    assert all("any" in types[name].lower() for name in ("kids", "flag", "grade", "city"))
+
+    local = imputer.transform(X)
+    predicted = model.predict(X)
+    pd.testing.assert_frame_equal(predicted, local)
+
+    with model_server(str(path), store["env"], store["folder"]) as post:
+        status, text = post(_records_json(X.iloc[:30]))
+        assert status == 200, text
+        served = pd.DataFrame(json.loads(text)["predictions"])
+    expected = local.iloc[:30].reset_index(drop=True)
+    assert list(served.columns) == list(X.columns)
+    np.testing.assert_array_equal(served["x"].to_numpy(float), expected["x"].to_numpy(float))
+    for name in ("kids", "flag", "grade", "city"):
+        assert served[name].tolist() == expected[name].astype(object).tolist(), name
+    # A level the model never saw is named, as a client error.
+    unseen = X.iloc[:2].astype({"city": object})
+    unseen.loc[unseen.index[0], "city"] = "Rome"
+    with pytest.raises(mlflow.exceptions.MlflowException, match="'city' has level 'Rome'"):
+        model.predict(unseen)
+
+
 def _spark_session():
     pyspark = pytest.importorskip("pyspark", reason="Spark needs the optional [spark] extra")
     if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):

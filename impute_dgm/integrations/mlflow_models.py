@@ -18,8 +18,16 @@ a transformer)
 a pipeline or classifier with predict     its ``predict``
 ========================================  ==============================================
 
-The input signature has one ``double`` column per feature (the fitted feature names, or
-``x0..`` for estimators fitted on arrays); JSON ``null`` and NaN mean missing.
+The input signature has one column per feature (the fitted feature names, or ``x0..`` for
+estimators fitted on arrays); JSON ``null`` and NaN mean missing. Float columns are ``double``, so
+that they can hold a missing value. A mixed-type table's integer, categorical and boolean
+columns are of MLflow's ``Any`` type: JSON carries categories as strings or numbers, booleans as
+``true``/``false`` and integers with gaps as floats, pandas callers pass their own (nullable)
+dtypes, and the model restores each column to its fitted dtype
+(:meth:`impute_dgm.schema.TableSchema.restore_dtypes`) before it imputes, so the served table
+comes back with the fitted levels and dtypes. (MLflow's ``boolean`` type would read a JSON
+``null`` as ``False``, its ``string`` type refuses a pandas ``category`` column and its
+``double`` type an ``Int64`` one.)
 """
 
 from __future__ import annotations
@@ -68,6 +76,14 @@ def default_method(estimator: Any) -> str:
     raise ValueError(f"{type(estimator).__name__} has none of predict, transform, score_samples.")
 
 
+def table_schema(estimator: Any):
+    """The fitted :class:`~impute_dgm.schema.TableSchema` of a table-fitted estimator (or of a
+    pipeline's first step), else None."""
+    first = estimator.steps[0][1] if hasattr(estimator, "steps") else estimator
+    schema = getattr(first, "schema_", None)
+    return schema if getattr(schema, "is_table_", False) else None
+
+
 def input_columns(estimator: Any) -> list[str]:
     """Column names of the model input: the fitted feature names, else ``x0, x1, ...``."""
     names = getattr(estimator, "feature_names_in_", None)
@@ -103,7 +119,10 @@ class EstimatorPyfunc:
             if missing:
                 raise ValueError(f"The input lacks the columns {missing}.")
             data = data[self.columns]
-            return data if hasattr(self.estimator, "feature_names_in_") else data.to_numpy()
+            if not hasattr(self.estimator, "feature_names_in_"):
+                return data.to_numpy()
+            schema = table_schema(self.estimator)
+            return data if schema is None else schema.restore_dtypes(data)
         return data
 
     def predict(self, model_input: Any, params: dict | None = None) -> Any:
@@ -154,16 +173,39 @@ def _input_example_frame(estimator: Any, input_example: Any) -> pd.DataFrame | N
         frame = input_example[columns]
     else:
         frame = pd.DataFrame(np.asarray(input_example, dtype=float), columns=columns)
-    # Every column is double: NaN (JSON null) must be a valid value of it.
-    return frame.astype(np.float64).reset_index(drop=True)
+    schema = table_schema(estimator)
+    numeric = [
+        name
+        for name, kind in zip(
+            columns,
+            [c.kind for c in schema.columns_] if schema else ["continuous"] * len(columns),
+            strict=True,
+        )
+        if kind == "continuous"
+    ]
+    # Float columns are double: NaN (JSON null) must be a valid value of them. The others are
+    # stored as plain objects (what JSON gives back), None where missing.
+    frame = frame.reset_index(drop=True).astype({name: np.float64 for name in numeric})
+    others = [name for name in columns if name not in numeric]
+    for name in others:
+        frame[name] = frame[name].astype(object).where(frame[name].notna(), None)
+    return frame
 
 
 def _signature(pyfunc: EstimatorPyfunc, example: pd.DataFrame | None):
     from mlflow.models import ModelSignature, infer_signature
     from mlflow.types import ColSpec, Schema
+    from mlflow.types.schema import AnyType
 
     estimator, method = pyfunc.estimator, pyfunc.method
-    inputs = Schema([ColSpec("double", name) for name in pyfunc.columns])
+    schema = table_schema(estimator)
+    kinds = [c.kind for c in schema.columns_] if schema else ["continuous"] * len(pyfunc.columns)
+    inputs = Schema(
+        [
+            ColSpec("double" if kind == "continuous" else AnyType(), name)
+            for name, kind in zip(pyfunc.columns, kinds, strict=True)
+        ]
+    )
     outputs = None
     if example is not None:
         output = pyfunc._predict(pyfunc._as_model_input(example))
