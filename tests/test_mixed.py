@@ -312,3 +312,37 @@ def test_a_fraction_in_an_integer_column_is_named(fitted, table):
     bad.loc[bad.index[3], "kids"] = 2.5
     with pytest.raises(ValueError, match=r"Column 'kids' has value 2\.5: .*integer"):
         fitted.transform(bad)
+
+
+def test_restore_dtypes_reads_back_what_json_carries(fitted, table):
+    """Categories as text or numbers, booleans as 0/1 or text, integers as floats with gaps:
+    the schema gives back the fitted dtypes, so transform returns the fitted levels."""
+    _, holes = table
+    rows = holes.iloc[:40]
+    transported = pd.DataFrame(
+        {
+            "x": rows["x"].astype(object),
+            "kids": rows["kids"].astype("float64"),
+            "count": rows["count"].astype("float64"),
+            "flag": rows["flag"].map({True: "true", False: 0.0}).astype(object),
+            "colour": rows["colour"].astype(object),
+            "city": rows["city"],
+            "size": rows["size"].astype(object),
+        },
+        index=rows.index,
+    )
+    restored = fitted.schema_.restore_dtypes(transported)
+    assert list(restored.dtypes[["kids", "flag", "colour", "size"]]) == [
+        pd.Int64Dtype(),
+        pd.BooleanDtype(),
+        holes["colour"].dtype,
+        holes["size"].dtype,
+    ]
+    pd.testing.assert_frame_equal(
+        fitted.transform(restored).astype({"count": "Int64"}),
+        fitted.transform(rows).astype({"count": "Int64"}),
+    )
+    bad = transported.copy()
+    bad.loc[bad.index[1], "flag"] = "maybe"
+    with pytest.raises(ValueError, match="Column 'flag' is boolean, but has value 'maybe'"):
+        fitted.schema_.restore_dtypes(bad)
