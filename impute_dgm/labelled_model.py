@@ -87,24 +87,33 @@ class LabelledLatentVariableModel(nn.Module):
         self.log_label_prior = -math.log(n_classes)
         prior.attach(self)
 
-    def _inputs(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        view = self.likelihood.encoder_view(x * mask, mask)
-        return torch.cat([view, mask], dim=-1) if self.mask_input else view
+    def encoder_view(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The likelihood's zero-filled view of the data, as the classifier and encoder read it."""
+        return self.likelihood.encoder_view(x * mask, mask)
+
+    def _label_posterior_from_view(self, view: torch.Tensor, mask: torch.Tensor) -> Categorical:
+        inputs = torch.cat([view, mask], dim=-1) if self.mask_input else view
+        return Categorical(logits=self.classifier(inputs), validate_args=False)
 
     def label_posterior(self, x: torch.Tensor, mask: torch.Tensor) -> Categorical:
         """q(y | x, m), the classifier."""
-        return Categorical(logits=self.classifier(self._inputs(x, mask)), validate_args=False)
+        return self._label_posterior_from_view(self.encoder_view(x, mask), mask)
+
+    def posterior_from_view(
+        self, view: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor | None = None
+    ) -> Distribution:
+        """q(z | view, y, m) for an encoder view (a row's or a VampPrior pseudo-input)."""
+        if labels is None:
+            labels = self._label_posterior_from_view(view, mask).probs
+        return self.encoder(
+            torch.cat([view, labels], dim=-1), torch.cat([mask, torch.ones_like(labels)], dim=-1)
+        )
 
     def posterior(
         self, x: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor | None = None
     ) -> Distribution:
         """q(z | x, y, m) for one-hot (or soft) ``labels``; without labels, y = q(y | x, m)."""
-        if labels is None:
-            labels = self.label_posterior(x, mask).probs
-        view = self.likelihood.encoder_view(x * mask, mask)
-        return self.encoder(
-            torch.cat([view, labels], dim=-1), torch.cat([mask, torch.ones_like(labels)], dim=-1)
-        )
+        return self.posterior_from_view(self.encoder_view(x, mask), mask, labels)
 
     def observation_model(self, z: torch.Tensor, labels: torch.Tensor) -> Distribution:
         """p(x | y, z) for z of shape (K, B, L) and labels of shape (B, C)."""

@@ -84,9 +84,18 @@ class DeepLatentVariableModel(nn.Module):
         self.decoder = MLP(latent_dim, likelihood.decoder_width(n_features), hidden_dims)
         prior.attach(self)
 
+    def encoder_view(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """What the encoder reads of a row: the likelihood's zero-filled view of the data
+        (standardised numbers, one-hot categories, ...), width ``likelihood.encoder_width``."""
+        return self.likelihood.encoder_view(x * mask, mask)
+
+    def posterior_from_view(self, view: torch.Tensor, mask: torch.Tensor) -> Distribution:
+        """q(z | view, m) for an encoder view (a row's, or a VampPrior pseudo-input)."""
+        return self.encoder(view, mask)
+
     def posterior(self, x: torch.Tensor, mask: torch.Tensor) -> Distribution:
         """q(z | x, m), through the likelihood's zero-filled view of the data."""
-        return self.encoder(self.likelihood.encoder_view(x * mask, mask), mask)
+        return self.posterior_from_view(self.encoder_view(x, mask), mask)
 
     def observation_model(self, z: torch.Tensor) -> Distribution:
         """p(x | z), element-wise over features."""

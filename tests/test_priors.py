@@ -103,10 +103,10 @@ def test_monte_carlo_kl_agrees_with_the_closed_form():
 
 def test_vamp_prior_is_the_encoder_mixture_at_pseudo_inputs():
     prior = vamp_prior(2, n_components=3)
-    posterior = prior._posterior
     z = torch.randn(10, 2)
     pseudo = prior.pseudo_inputs
-    posteriors = posterior(pseudo, torch.ones_like(pseudo))
+    # A numeric table's encoder view is the data itself: the pseudo-inputs are rows.
+    posteriors = prior._model.posterior(pseudo, torch.ones_like(pseudo))
     expected = torch.logsumexp(posteriors.log_prob(z[:, None, :]), dim=1) - math.log(3)
     assert torch.allclose(prior().log_prob(z), expected, atol=1e-6)
     # pseudo-inputs are parameters, the encoder is not registered twice
@@ -137,3 +137,43 @@ def test_make_prior_by_name():
     assert make_prior("mog", 2, n_components=7).n_components == 7
     assert isinstance(make_prior("vamp", 2), VampPrior)
     assert isinstance(make_prior("flow", 2), FlowPrior)
+
+
+def test_vamp_prior_on_a_mixed_table_learns_one_hot_pseudo_inputs():
+    """With a category column the pseudo-inputs live in the encoder's one-hot view, start as
+    training rows' views, and every coordinate (the category's too) gets a gradient."""
+    import numpy as np
+    import pandas as pd
+
+    from impute_dgm import VAEImputer
+
+    rng = np.random.default_rng(0)
+    n = 150
+    z = rng.normal(size=n)
+    frame = pd.DataFrame(
+        {
+            "x": z + 0.1 * rng.normal(size=n),
+            "count": pd.array(rng.poisson(np.exp(0.5 * z)), dtype="Int64"),
+            "colour": pd.Categorical(np.where(z > 0.5, "red", np.where(z > -0.5, "green", "blue"))),
+        }
+    ).mask(rng.random((n, 3)) < 0.2)
+    imputer = VAEImputer(
+        prior="vamp", n_components=5, n_epochs=1, hidden_dims=(8,), latent_dim=2, random_state=0
+    ).fit(frame)
+    prior = imputer.model_.prior
+    model = imputer.model_
+    # 1 float + 1 count + 3 one-hot levels
+    assert prior.pseudo_inputs.shape == (5, 5) == (5, model.likelihood.encoder_width(3))
+    # Initialised pseudo-inputs are views of training rows (one-hot blocks of 0/1).
+    x, mask = imputer._to_tensors(imputer._encode(frame, reset=False)[1], torch.device("cpu"))
+    prior.initialize(x, mask, torch.Generator().manual_seed(0))
+    views = model.encoder_view(x, mask)
+    for row in prior.pseudo_inputs.detach():
+        assert any(torch.equal(row, view) for view in views)
+    prior().log_prob(torch.randn(7, 2)).sum().backward()
+    assert (prior.pseudo_inputs.grad.abs() > 0).all()
+    trained = VAEImputer(
+        prior="vamp", n_components=5, n_epochs=5, hidden_dims=(8,), latent_dim=2, random_state=0
+    ).fit(frame)
+    completed = trained.transform(frame)
+    assert completed.notna().all().all() and np.isfinite(trained.score_samples(frame)).all()

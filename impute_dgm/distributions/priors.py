@@ -96,8 +96,8 @@ class VampPrior(Prior):
     """VampPrior: the mixture of the encoder's posteriors at learnable pseudo-inputs.
 
     p(z) = (1/C) sum_c q(z | u_c), with pseudo-inputs u_c trained with the rest of the model and
-    initialised from training rows (Tomczak & Welling, AISTATS 2018). The pseudo-inputs are
-    treated as fully observed.
+    initialised from training rows (Tomczak & Welling, AISTATS 2018), in the encoder's view of
+    a row (see :meth:`attach`). The pseudo-inputs are treated as fully observed.
 
     Parameters
     ----------
@@ -114,23 +114,27 @@ class VampPrior(Prior):
 
     def attach(self, model: nn.Module) -> None:
         # A plain attribute, not a submodule: the model (and its encoder) owns the prior, and
-        # must not be registered (and saved) twice. Pseudo-inputs live in data space and go
-        # through the same posterior map as real rows.
-        object.__setattr__(self, "_posterior", model.posterior)
+        # must not be registered (and saved) twice. Pseudo-inputs live where the encoder reads
+        # rows (the likelihood's encoder view: one-hot categories, log1p counts, ...), so every
+        # coordinate is continuous and learnable; for numeric tables that is data space.
+        object.__setattr__(self, "_model", model)
         if self.pseudo_inputs is None:
-            self.pseudo_inputs = nn.Parameter(torch.zeros(self.n_components, model.n_features))
+            width = model.likelihood.encoder_width(model.n_features)
+            self.pseudo_inputs = nn.Parameter(torch.zeros(self.n_components, width))
 
     def initialize(self, x: torch.Tensor, mask: torch.Tensor, generator: torch.Generator) -> None:
         rows = torch.randint(
             0, x.shape[0], (self.n_components,), generator=generator, device=generator.device
         )
+        rows = rows.to(x.device)
         with torch.no_grad():
-            self.pseudo_inputs.copy_((x * mask)[rows.to(x.device)])
+            self.pseudo_inputs.copy_(self._model.encoder_view(x[rows], mask[rows]))
 
     def forward(self) -> Distribution:
         if self.pseudo_inputs is None:
             raise RuntimeError("VampPrior must be attached to a model before use.")
-        posteriors = self._posterior(self.pseudo_inputs, torch.ones_like(self.pseudo_inputs))
+        observed = self.pseudo_inputs.new_ones(self.n_components, self._model.n_features)
+        posteriors = self._model.posterior_from_view(self.pseudo_inputs, observed)
         weights = Categorical(
             logits=torch.zeros(self.n_components, device=self.pseudo_inputs.device),
             validate_args=False,
