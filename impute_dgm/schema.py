@@ -1,9 +1,10 @@
 """The path between a table and the model: column kinds, likelihoods and scaling.
 
-:class:`ObservedScaler` scales columns with statistics of their observed values and undoes it
-exactly on output; :class:`TableSchema` gives every column of a table a kind (continuous,
-integer, binary, categorical) and a likelihood, and converts tables to model units and back to
-their own dtypes.
+:class:`TableSchema` gives every column of a table a kind (continuous, integer, binary,
+categorical) and a likelihood, standardises the columns whose likelihood wants it (a
+scikit-learn ``StandardScaler`` fitted on their observed values: it ignores NaN in ``fit`` and
+passes it through ``transform``), and converts tables to model units and back to their own
+dtypes.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from sklearn.preprocessing import StandardScaler
 
 from impute_dgm.distributions.likelihoods import (
     CategoricalLikelihood,
@@ -20,50 +22,6 @@ from impute_dgm.distributions.likelihoods import (
     Likelihood,
     make_likelihood,
 )
-
-
-@dataclass
-class ObservedScaler:
-    """Per-column affine map ``(x - location) / scale`` fitted on the observed entries.
-
-    Missing entries (NaN) are ignored when fitting, so the statistics are those of the data
-    actually seen. Columns with zero spread get scale 1 (they are then only shifted), which keeps
-    the map invertible. With ``standardize=False`` the map is the identity (used for likelihoods
-    with a fixed support, such as Bernoulli).
-
-    Parameters
-    ----------
-    standardize : bool, default=True
-        Whether to centre and scale the columns.
-    """
-
-    standardize: bool = True
-    location_: np.ndarray | None = None
-    scale_: np.ndarray | None = None
-
-    def fit(self, X: np.ndarray) -> ObservedScaler:
-        n_features = X.shape[1]
-        if not self.standardize:
-            self.location_ = np.zeros(n_features)
-            self.scale_ = np.ones(n_features)
-            return self
-        self.location_ = np.nan_to_num(np.nanmean(X, axis=0))
-        spread = np.nan_to_num(np.nanstd(X, axis=0))
-        self.scale_ = np.where(
-            spread > 1e-12 * np.maximum(1.0, np.abs(self.location_)), spread, 1.0
-        )
-        return self
-
-    def transform(self, X: np.ndarray) -> np.ndarray:
-        return (X - self.location_) / self.scale_
-
-    def inverse_transform(self, X: np.ndarray) -> np.ndarray:
-        return X * self.scale_ + self.location_
-
-    def log_abs_det_jacobian(self) -> float:
-        """log |det d transform / dx|, for densities reported in original units."""
-        return float(-np.log(self.scale_).sum())
-
 
 # --- tables: one kind and one likelihood per column --------------------------------------
 
@@ -204,15 +162,22 @@ class TableSchema:
                 names = ", ".join(repr(self.columns_[j].name) for j in columns[:5])
                 raise ValueError(f"Column(s) {names}: {error}") from None
             fitted_blocks.append((fitted, columns))
-        self.scaler_ = ObservedScaler().fit(numbers)
         standardize = np.zeros(len(self.columns_), dtype=bool)
         for likelihood, columns in fitted_blocks:
             standardize[columns] = likelihood.standardize
-        self.scaler_.location_ = np.where(standardize, self.scaler_.location_, 0.0)
-        self.scaler_.scale_ = np.where(standardize, self.scaler_.scale_, 1.0)
+        # One scaler for the columns whose likelihood works in standardised units; the others
+        # (flags, category codes, counts) stay as they are: location 0, scale 1.
+        self.standardized_ = np.flatnonzero(standardize)
+        self.location_ = np.zeros(len(self.columns_))
+        self.scale_ = np.ones(len(self.columns_))
+        self.scaler_ = None
+        if self.standardized_.size:
+            self.scaler_ = StandardScaler().fit(numbers[:, self.standardized_])
+            self.location_[self.standardized_] = self.scaler_.mean_
+            self.scale_[self.standardized_] = self.scaler_.scale_
         for likelihood, columns in fitted_blocks:
             if isinstance(likelihood, DiscretizedGaussianLikelihood):
-                likelihood.set_grid(self.scaler_.location_[columns], self.scaler_.scale_[columns])
+                likelihood.set_grid(self.location_[columns], self.scale_[columns])
         if len(fitted_blocks) == 1 and fitted_blocks[0][1] == list(range(len(self.columns_))):
             self.likelihood_ = fitted_blocks[0][0]
         else:
@@ -223,8 +188,8 @@ class TableSchema:
         discrete = np.zeros(len(self.columns_), dtype=bool)
         for likelihood, columns in fitted_blocks:
             discrete[columns] = isinstance(likelihood, DiscretizedGaussianLikelihood)
-        self.log_scale_ = np.where(continuous & ~discrete, np.log(self.scaler_.scale_), 0.0)
-        model_units = self.scaler_.transform(numbers)
+        self.log_scale_ = np.where(continuous & ~discrete, np.log(self.scale_), 0.0)
+        model_units = self._standardize(numbers)
         self.fallback_ = np.array(
             [self._fallback(model_units[:, j], c) for j, c in enumerate(self.columns_)]
         )
@@ -293,7 +258,13 @@ class TableSchema:
             self.likelihood_.check_data(numbers)
         except ValueError as error:
             raise ValueError(self._locate(numbers, error)) from None
-        return self.scaler_.transform(numbers)
+        return self._standardize(numbers)
+
+    def _standardize(self, numbers: np.ndarray) -> np.ndarray:
+        out = np.array(numbers, dtype=np.float64, copy=True)
+        if self.scaler_ is not None:
+            out[:, self.standardized_] = self.scaler_.transform(numbers[:, self.standardized_])
+        return out
 
     def _locate(self, numbers: np.ndarray, error: ValueError) -> str:
         """The likelihood's complaint with the column and the first value it refuses."""
@@ -378,7 +349,12 @@ class TableSchema:
     def decode(self, values: np.ndarray) -> np.ndarray:
         """Original units (n, D) from model units; non-finite values become the fallback."""
         values = np.where(np.isfinite(values), values, self.fallback_)
-        return self.scaler_.inverse_transform(values)
+        out = np.array(values, dtype=np.float64, copy=True)
+        if self.scaler_ is not None:
+            out[:, self.standardized_] = self.scaler_.inverse_transform(
+                values[:, self.standardized_]
+            )
+        return out
 
     def fill(self, X, values: np.ndarray, missing: np.ndarray):
         """``X`` with its missing cells replaced by ``values`` (original units, from

@@ -14,6 +14,7 @@ from sklearn.base import (
     TransformerMixin,
     _fit_context,
 )
+from sklearn.preprocessing import StandardScaler
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
@@ -22,7 +23,6 @@ from impute_dgm._device import draw_seed, make_generator
 from impute_dgm._validation import check_array_input, check_integer_levels
 from impute_dgm.estimators._base import TorchEstimatorMixin
 from impute_dgm.flows import Affine, Flow, Logit, make_image_flow, make_tabular_flow
-from impute_dgm.schema import ObservedScaler
 
 
 class FlowDensityEstimator(
@@ -200,7 +200,7 @@ class FlowDensityEstimator(
         else:
             preprocessing = [
                 Affine(
-                    torch.as_tensor(self.scaler_.location_, dtype=torch.float32),
+                    torch.as_tensor(self.scaler_.mean_, dtype=torch.float32),
                     torch.as_tensor(self.scaler_.scale_, dtype=torch.float32),
                 )
             ]
@@ -252,7 +252,9 @@ class FlowDensityEstimator(
             self.n_levels_ = int(self.n_levels if self.n_levels else X.max() + 1)
             self.n_levels_ = max(self.n_levels_, 2)
             self._check_levels(X)
-        self.scaler_ = ObservedScaler(standardize=not self.dequantize).fit(X)
+        # Continuous data enter the flow standardised (an Affine layer, so densities stay in
+        # the data's units); dequantised levels go through the logit instead.
+        self.scaler_ = None if self.dequantize else StandardScaler().fit(X)
         random_state, device = self._start_fit()
         self.model_ = self._build_seeded(draw_seed(random_state), device)
         self._eval_seed = draw_seed(random_state)
