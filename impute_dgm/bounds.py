@@ -9,6 +9,47 @@ from __future__ import annotations
 import math
 
 import torch
+from torch.distributions import Distribution
+
+
+def log_importance_weights(
+    observation: Distribution,
+    x: torch.Tensor,
+    mask: torch.Tensor,
+    prior: Distribution,
+    posterior: Distribution,
+    z: torch.Tensor,
+    kl_weight: float = 1.0,
+    extra_log_prob: torch.Tensor | float | None = None,
+) -> torch.Tensor:
+    """``log p(x_obs | z) + kl_weight * (log p(z) - log q(z | .)) [+ extra]`` per draw and row.
+
+    The one place where the models weigh their latent draws: MIWAE (``extra`` absent), M2
+    (``extra = log p(y)``) and models of the missingness (``extra = log p(m | x)``).
+
+    Parameters
+    ----------
+    observation : Distribution with batch shape (K, B, D)
+        p(x | z) at each draw; its ``log_prob`` is per entry.
+    x, mask : tensors of shape (B, D)
+        Data (zero-filled where missing) and 1.0 where observed: only observed entries count.
+    prior, posterior : Distribution
+        p(z) and q(z | x, ...), each with ``log_prob(z)`` of shape (K, B).
+    z : tensor of shape (K, B, L)
+    kl_weight : float, default=1.0
+        Below 1 only during KL warm-up (the result is then not a bound's weight).
+    extra_log_prob : tensor of shape (K, B) or (B,), float or None
+        Further log-probability terms of the joint.
+
+    Returns
+    -------
+    log_weights : tensor of shape (K, B)
+    """
+    log_px = (observation.log_prob(x) * mask).sum(dim=-1)
+    log_weights = log_px + kl_weight * (prior.log_prob(z) - posterior.log_prob(z))
+    if extra_log_prob is not None:
+        log_weights = log_weights + extra_log_prob
+    return log_weights
 
 
 def importance_weighted_bound(log_weights: torch.Tensor) -> torch.Tensor:

@@ -22,7 +22,7 @@ from torch import nn
 from torch.distributions import Categorical, Distribution
 from torch.nn.functional import one_hot
 
-from impute_dgm.bounds import importance_weighted_bound
+from impute_dgm.bounds import importance_weighted_bound, log_importance_weights
 from impute_dgm.distributions.likelihoods import Likelihood
 from impute_dgm.distributions.networks import MLP, GaussianEncoder, reparameterize
 from impute_dgm.distributions.priors import Prior
@@ -132,9 +132,10 @@ class LabelledLatentVariableModel(nn.Module):
         x = x * mask
         posterior = self.posterior(x, mask, labels)
         z = reparameterize(posterior, noise)
-        log_px = (self.observation_model(z, labels).log_prob(x) * mask).sum(dim=-1)
-        log_prior_ratio = self.prior().log_prob(z) - posterior.log_prob(z)
-        log_weights = log_px + kl_weight * log_prior_ratio + self.log_label_prior
+        log_weights = log_importance_weights(
+            self.observation_model(z, labels), x, mask, self.prior(), posterior, z, kl_weight,
+            extra_log_prob=self.log_label_prior,
+        )  # fmt: skip
         return importance_weighted_bound(log_weights)
 
     def bounds_per_class(

@@ -15,7 +15,11 @@ import torch
 from torch import nn
 from torch.distributions import Distribution
 
-from impute_dgm.bounds import importance_weighted_bound, self_normalized_expectation
+from impute_dgm.bounds import (
+    importance_weighted_bound,
+    log_importance_weights,
+    self_normalized_expectation,
+)
 from impute_dgm.distributions.likelihoods import Likelihood
 from impute_dgm.distributions.networks import MLP, GaussianEncoder, reparameterize
 from impute_dgm.distributions.priors import Prior
@@ -122,8 +126,9 @@ class DeepLatentVariableModel(nn.Module):
         posterior = self.posterior(x, mask)
         z = reparameterize(posterior, noise)
         observation = self.observation_model(z)
-        log_px = (observation.log_prob(x) * mask).sum(dim=-1)
-        log_weights = log_px + kl_weight * (self.prior().log_prob(z) - posterior.log_prob(z))
+        log_weights = log_importance_weights(
+            observation, x, mask, self.prior(), posterior, z, kl_weight
+        )
         return ImportanceSamples(z=z, log_weights=log_weights, observation=observation)
 
     def bound(

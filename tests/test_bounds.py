@@ -95,3 +95,29 @@ def test_score_samples_tightens_with_n_eval_samples(fitted_imputer, breast_cance
         scores[k] = imputer.score_samples(X_missing).mean()
     imputer.set_params(n_eval_samples=1000)
     check("mean score at K=1000 - at K=1", scores[1000] - scores[1], ">", 0.0)
+
+
+def test_log_importance_weights_adds_the_joint_terms_of_observed_entries():
+    """log p(x_obs | z) + log p(z) - log q(z) + extra, with missing entries left out."""
+    from torch.distributions import Independent, Normal
+
+    from impute_dgm.bounds import log_importance_weights
+
+    torch.manual_seed(0)
+    z = torch.randn(6, 4, 2)
+    prior = Independent(Normal(torch.zeros(2), torch.ones(2)), 1)
+    posterior = Independent(Normal(torch.full((4, 2), 0.3), torch.full((4, 2), 0.7)), 1)
+    observation = Normal(z.sum(-1, keepdim=True).expand(6, 4, 3), 1.5)
+    x = torch.randn(4, 3)
+    mask = torch.tensor([[1.0, 1, 1], [1, 0, 1], [0, 0, 0], [0, 1, 0]])
+    extra = torch.randn(4)
+    got = log_importance_weights(observation, x * mask, mask, prior, posterior, z, 0.5, extra)
+    for k in range(6):
+        for i in range(4):
+            observed = mask[i].bool()
+            expected = (
+                Normal(z[k, i].sum(), 1.5).log_prob(x[i][observed]).sum()
+                + 0.5 * (prior.log_prob(z[k, i]) - posterior.log_prob(z[k, i])[i])
+                + extra[i]
+            )
+            assert torch.allclose(got[k, i], expected, atol=1e-5)
