@@ -37,11 +37,15 @@ class ImportanceSamples:
         log p(x_obs | z) + log p(z) - log q(z | x, m).
     observation : Distribution with batch shape (K, B, D)
         p(x | z) for each draw.
+    filled : tensor of shape (K, B, D) or None
+        With a model of the mask: the rows completed by the draws of x_miss from p(x | z)
+        that the weights were computed with.
     """
 
     z: torch.Tensor
     log_weights: torch.Tensor
     observation: Distribution
+    filled: torch.Tensor | None = None
 
 
 class DeepLatentVariableModel(nn.Module):
@@ -62,6 +66,12 @@ class DeepLatentVariableModel(nn.Module):
         p(z).
     mask_input : bool, default=True
         Whether the encoder sees the mask.
+    missingness : nn.Module or None, default=None
+        A model of the mask, ``missingness(x)`` = p(m | x) (e.g.
+        :class:`~impute_dgm.distributions.missingness.SelfMaskingLogistic`): the not-MIWAE
+        bound (Ipsen et al., 2021). The missing values are then drawn from p(x | z) by
+        reparameterisation with the last ``n_features`` columns of the noise (``noise_dim``
+        in all), and log p(m | x) joins the weights. None: MIWAE (missing at random).
     """
 
     def __init__(
@@ -72,10 +82,19 @@ class DeepLatentVariableModel(nn.Module):
         likelihood: Likelihood,
         prior: Prior,
         mask_input: bool = True,
+        missingness: nn.Module | None = None,
     ) -> None:
         super().__init__()
+        if missingness is not None and not likelihood.has_reparameterized_sample:
+            raise ValueError(
+                "A model of the mask needs missing values drawn by reparameterisation, which "
+                f"{type(likelihood).__name__} does not offer; use likelihood='gaussian'."
+            )
         self.n_features = n_features
         self.latent_dim = latent_dim
+        self.missingness = missingness
+        # Standard normal draws per importance sample: z's, then x_miss's under a mask model.
+        self.noise_dim = latent_dim + (n_features if missingness is not None else 0)
         self.prior = prior
         self.likelihood = likelihood
         self.encoder = GaussianEncoder(
@@ -116,20 +135,29 @@ class DeepLatentVariableModel(nn.Module):
             Data, any value in missing entries (they are zero-filled here).
         mask : tensor of shape (B, D)
             1.0 where observed.
-        noise : tensor of shape (K, B, L) or (K, 1, L)
-            Standard normal draws; (K, 1, L) shares them across rows.
+
+
         kl_weight : float, default=1.0
             Weight of log p(z) - log q(z | x, m) in the log weights. Below 1 only during KL
             warm-up (the bound is then not a bound on log p(x_obs)).
         """
         x = x * mask
         posterior = self.posterior(x, mask)
-        z = reparameterize(posterior, noise)
+        z = reparameterize(posterior, noise[..., : self.latent_dim])
         observation = self.observation_model(z)
+        filled, log_mask = None, None
+        if self.missingness is not None:
+            # not-MIWAE: x_miss ~ p(x_miss | z) (reparameterised, so gradients reach the
+            # decoder through the mask's term), and log p(m | x_obs, x_miss) joins the weight.
+            draws = self.likelihood.reparameterized_sample(
+                observation, noise[..., self.latent_dim :]
+            )
+            filled = x + draws * (1 - mask)
+            log_mask = self.missingness(filled).log_prob(mask.expand_as(filled))
         log_weights = log_importance_weights(
-            observation, x, mask, self.prior(), posterior, z, kl_weight
+            observation, x, mask, self.prior(), posterior, z, kl_weight, log_mask
         )
-        return ImportanceSamples(z=z, log_weights=log_weights, observation=observation)
+        return ImportanceSamples(z, log_weights, observation, filled)
 
     def bound(
         self, x: torch.Tensor, mask: torch.Tensor, noise: torch.Tensor, kl_weight: float = 1.0
@@ -142,6 +170,9 @@ class DeepLatentVariableModel(nn.Module):
         """Single imputation, shape (B, D): the self-normalised importance sampling estimate of
         E[x | x_obs] (of the category probabilities, then their mode, for categories)."""
         samples = self.importance_samples(x, mask, noise)
+        if samples.filled is not None:
+            # The weights depend on the drawn x_miss: average the draws themselves.
+            return self_normalized_expectation(samples.log_weights, samples.filled)
         statistics = self.likelihood.imputation_statistics(samples.observation)
         average = self_normalized_expectation(samples.log_weights, statistics)
         return self.likelihood.point_estimate(average)
@@ -159,5 +190,6 @@ class DeepLatentVariableModel(nn.Module):
         samples = self.importance_samples(x, mask, noise)
         weights = torch.softmax(samples.log_weights, dim=0).T  # (B, K)
         chosen = torch.multinomial(weights, 1)[:, 0]  # (B,)
-        draws = samples.observation.sample()  # (K, B, D)
+        # Under a mask model the weighed pair (z, x_miss) is resampled as a whole.
+        draws = samples.filled if samples.filled is not None else samples.observation.sample()
         return draws[chosen, torch.arange(x.shape[0], device=x.device)]

@@ -54,6 +54,14 @@ class Likelihood(nn.Module):
     def check_data(self, X: np.ndarray) -> None:
         """Raise ValueError if observed values lie outside the support."""
 
+    #: Whether :meth:`reparameterized_sample` exists (models of the mask need it).
+    has_reparameterized_sample = False
+
+    def reparameterized_sample(self, distribution: Distribution, noise: torch.Tensor):
+        """A draw of x from ``distribution`` as a differentiable function of standard normal
+        ``noise`` (broadcastable to its batch shape)."""
+        raise NotImplementedError(f"{type(self).__name__} has no reparameterised draws.")
+
     def encoder_view(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """What the encoder sees of x: the zero-filled data themselves, unless their scale is
         awkward or they are categories (one-hot); a missing entry is all zeros."""
@@ -113,6 +121,11 @@ class GaussianLikelihood(Likelihood):
     def forward(self, params: torch.Tensor) -> Distribution:
         loc, raw_scale = self._split(params)
         return Normal(loc, softplus(raw_scale) + self.min_scale, validate_args=False)
+
+    has_reparameterized_sample = True
+
+    def reparameterized_sample(self, distribution: Distribution, noise: torch.Tensor):
+        return distribution.loc + distribution.scale * noise
 
 
 class StudentTLikelihood(Likelihood):

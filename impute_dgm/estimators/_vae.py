@@ -16,6 +16,7 @@ from sklearn.utils.validation import check_is_fitted
 from impute_dgm._device import draw_seed, make_generator, seeded_torch
 from impute_dgm._validation import check_table_input
 from impute_dgm.distributions.likelihoods import Likelihood
+from impute_dgm.distributions.missingness import make_missingness
 from impute_dgm.distributions.priors import PRIORS, Prior, make_prior
 from impute_dgm.estimators._base import BaseTorchEstimator
 from impute_dgm.model import DeepLatentVariableModel
@@ -185,6 +186,7 @@ class BaseVAE(BaseTorchEstimator):
             likelihood=copy.deepcopy(self.likelihood_),
             prior=copy.deepcopy(self._prior_template),
             mask_input=self.mask_input,
+            missingness=make_missingness(getattr(self, "missingness", "mar"), self.n_features_in_),
         )
 
     def _build_seeded(self, seed: int, device: torch.device) -> torch.nn.Module:
@@ -232,6 +234,13 @@ class BaseVAE(BaseTorchEstimator):
         """Build the seeded model for model-unit data X (from :meth:`_encode`), initialise its
         prior. Returns the random state (for the rest of the fit), the device and (x, mask)."""
         self.likelihood_ = self.schema_.likelihood_
+        missingness = getattr(self, "missingness", "mar")
+        if missingness != "mar" and not self.likelihood_.has_reparameterized_sample:
+            raise ValueError(
+                f"missingness={missingness!r} draws the missing values by reparameterisation "
+                "inside the bound, which only likelihood='gaussian' on every column offers "
+                f"(got {type(self.likelihood_).__name__})."
+            )
         random_state, device = self._start_fit()
         self.model_ = self._build_seeded(draw_seed(random_state), device)
         self._eval_seed = draw_seed(random_state)
@@ -280,15 +289,15 @@ class BaseVAE(BaseTorchEstimator):
         """
         _, X_model = self._encode(X, reset=True)
         random_state, device, data = self._initialise_model(X_model)
-        latent_dim, n_importance = self.latent_dim, self.n_importance
+        noise_dim, n_importance = self.model_.noise_dim, self.n_importance
         validation_noise = torch.randn(
-            n_importance, 1, latent_dim, generator=self._eval_generator(device), device=device
+            n_importance, 1, noise_dim, generator=self._eval_generator(device), device=device
         )
 
         def loss(batch, generator, kl_weight):
             x, mask = batch
             noise = torch.randn(
-                n_importance, x.shape[0], latent_dim, generator=generator, device=device
+                n_importance, x.shape[0], noise_dim, generator=generator, device=device
             )
             return -self.model_.bound(x, mask, noise, kl_weight).mean()
 
@@ -310,8 +319,9 @@ class BaseVAE(BaseTorchEstimator):
         device = self._runtime_device()
         model, dtype = self._evaluation_model(device)
         n_samples = self.n_eval_samples if n_samples is None else n_samples
+        noise_dim = getattr(model, "noise_dim", self.latent_dim)
         noise = torch.randn(
-            n_samples, 1, self.latent_dim, generator=self._eval_generator(device), device=device
+            n_samples, 1, noise_dim, generator=self._eval_generator(device), device=device
         ).to(dtype)
         width = max(model.likelihood.decoder_width(self.n_features_in_), *self.hidden_dims, 1)
         rows_per_chunk = (1 << 22) // (n_samples * width)

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from numbers import Integral
 
 import numpy as np
 import torch
 from sklearn.base import OneToOneFeatureMixin, TransformerMixin
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, validate_params
+from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 from sklearn.utils.validation import check_is_fitted
 
 from impute_dgm._device import draw_seed, seeded_torch
+from impute_dgm.distributions.likelihoods import Likelihood
+from impute_dgm.distributions.missingness import MISSINGNESS
+from impute_dgm.distributions.priors import Prior
 from impute_dgm.estimators._vae import VAE_PARAMETERS_DOC, BaseVAE
 
 
@@ -70,6 +74,66 @@ class VAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseVAE):
     >>> bool(np.isnan(imputer.transform(X)).any())
     False
     """
+
+    _parameter_constraints: dict = {
+        **BaseVAE._parameter_constraints,
+        "missingness": [StrOptions(set(MISSINGNESS))],
+    }
+
+    def __init__(
+        self,
+        *,
+        latent_dim: int = 10,
+        hidden_dims: Sequence[int] = (128, 128),
+        likelihood: str | Likelihood = "gaussian",
+        column_likelihoods: dict | None = None,
+        handle_unknown: str = "error",
+        missingness: str = "mar",
+        prior: str | Prior = "standard",
+        n_components: int = 10,
+        n_importance: int = 20,
+        kl_warmup: int = 0,
+        n_eval_samples: int = 1000,
+        mask_input: bool = True,
+        n_epochs: int = 300,
+        batch_size: int = 64,
+        lr: float = 1e-3,
+        lr_schedule: str = "constant",
+        weight_decay: float = 0.0,
+        early_stopping: bool = False,
+        validation_fraction: float = 0.1,
+        n_iter_no_change: int = 30,
+        device: str | torch.device = "auto",
+        random_state: int | np.random.RandomState | None = None,
+        verbose: int = 0,
+        callbacks: Sequence | None = None,
+    ) -> None:
+        super().__init__(
+            latent_dim=latent_dim,
+            hidden_dims=hidden_dims,
+            likelihood=likelihood,
+            column_likelihoods=column_likelihoods,
+            handle_unknown=handle_unknown,
+            prior=prior,
+            n_components=n_components,
+            n_importance=n_importance,
+            kl_warmup=kl_warmup,
+            n_eval_samples=n_eval_samples,
+            mask_input=mask_input,
+            n_epochs=n_epochs,
+            batch_size=batch_size,
+            lr=lr,
+            lr_schedule=lr_schedule,
+            weight_decay=weight_decay,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            n_iter_no_change=n_iter_no_change,
+            device=device,
+            random_state=random_state,
+            verbose=verbose,
+            callbacks=callbacks,
+        )
+        self.missingness = missingness
 
     def transform(self, X):
         """Fill missing entries with the importance-sampling estimate of E[x_miss | x_obs].
@@ -161,5 +225,18 @@ class VAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseVAE):
         return tables
 
 
+_MISSINGNESS_DOC = """missingness : {"mar", "self_masking"}, default="mar"
+        What the model assumes of why values are missing. "mar": missing at random given the
+        observed values (MIWAE). "self_masking": missing not at random, each column's values
+        more or less likely to be missing by their own size, P(observed | x_j) =
+        sigmoid(a_j x_j + c_j), learned with the rest by the not-MIWAE bound (Ipsen, Frellsen
+        & Mattei, ICLR 2021): the missing values are drawn from p(x | z) inside the bound and
+        log p(m | x) joins the importance weights, so imputations move towards the values that
+        tend to go missing. Needs likelihood="gaussian" on every column. ``score_samples``
+        then estimates log p(x_obs, m), the mask's probability included.
+    """
+
 if VAEImputer.__doc__:  # absent under python -OO
-    VAEImputer.__doc__ = VAEImputer.__doc__.replace("{parameters}", VAE_PARAMETERS_DOC)
+    VAEImputer.__doc__ = VAEImputer.__doc__.replace(
+        "{parameters}", VAE_PARAMETERS_DOC.replace("prior : ", _MISSINGNESS_DOC + "prior : ", 1)
+    )

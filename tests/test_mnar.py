@@ -1,0 +1,174 @@
+"""Values missing not at random: the not-MIWAE bound with a self-masking model of the mask."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.base import clone
+from statistical import check, seed
+
+from impute_dgm import VAEImputer
+from impute_dgm.distributions import GaussianLikelihood
+from impute_dgm.distributions.missingness import SelfMaskingLogistic
+from impute_dgm.distributions.priors import StandardNormalPrior
+from impute_dgm.missingness import ampute
+from impute_dgm.model import DeepLatentVariableModel
+
+N_FEATURES, LATENT = 5, 2
+
+
+def models(random_seed=0):
+    """A MIWAE model and a not-MIWAE model with the same encoder, decoder and prior."""
+    torch.manual_seed(random_seed)
+    mar = DeepLatentVariableModel(
+        N_FEATURES, LATENT, (16,), GaussianLikelihood(), StandardNormalPrior(LATENT)
+    ).double()
+    mnar = DeepLatentVariableModel(
+        N_FEATURES,
+        LATENT,
+        (16,),
+        GaussianLikelihood(),
+        StandardNormalPrior(LATENT),
+        missingness=SelfMaskingLogistic(N_FEATURES),
+    ).double()
+    mnar.load_state_dict({**mnar.state_dict(), **mar.state_dict()})
+    return mar, mnar
+
+
+def rows(n=40, random_seed=1):
+    generator = torch.Generator().manual_seed(random_seed)
+    x = torch.randn(n, N_FEATURES, generator=generator, dtype=torch.float64)
+    mask = (torch.rand(n, N_FEATURES, generator=generator) > 0.3).double()
+    return x, mask
+
+
+def test_constant_mask_model_gives_the_miwae_bound_plus_its_constant():
+    mar, mnar = models()
+    x, mask = rows()
+    assert mnar.noise_dim == LATENT + N_FEATURES
+    noise = torch.randn(30, x.shape[0], mnar.noise_dim, dtype=torch.float64)
+    # Slopes 0, offsets 0: P(observed) = 1/2 whatever x, so log p(m | x) = D log 1/2.
+    expected = mar.bound(x, mask, noise[..., :LATENT]) + N_FEATURES * math.log(0.5)
+    assert torch.allclose(mnar.bound(x, mask, noise), expected, atol=1e-10)
+    # Any constant: offsets c give sum_j log sigmoid(+-c_j), still the same for every draw.
+    with torch.no_grad():
+        mnar.missingness.offset.copy_(torch.linspace(-2, 2, N_FEATURES))
+    p_observed = torch.sigmoid(mnar.missingness.offset)
+    constant = (mask * p_observed.log() + (1 - mask) * (1 - p_observed).log()).sum(-1)
+    expected = mar.bound(x, mask, noise[..., :LATENT]) + constant
+    assert torch.allclose(mnar.bound(x, mask, noise), expected, atol=1e-10)
+
+
+def test_not_miwae_bound_tightens_with_more_importance_samples():
+    _, mnar = models()
+    with torch.no_grad():
+        mnar.missingness.slope.copy_(torch.full((N_FEATURES,), -1.5))
+    x, mask = rows(n=200)
+    generator = torch.Generator().manual_seed(seed(2))
+    means = []
+    with torch.no_grad():
+        for k in (1, 10, 100):
+            draws = [
+                mnar.bound(
+                    x, mask, torch.randn(k, 200, mnar.noise_dim, generator=generator).double()
+                ).mean()
+                for _ in range(20)
+            ]
+            means.append(float(torch.stack(draws).mean()))
+    check("not-MIWAE bound K=10 minus K=1 (nats)", means[1] - means[0], ">", 0.0)
+    check("not-MIWAE bound K=100 minus K=10 (nats)", means[2] - means[1], ">", 0.0)
+
+
+def test_gradients_reach_the_mask_model_and_the_decoder_through_the_draws():
+    _, mnar = models()
+    x, mask = rows()
+    noise = torch.randn(10, x.shape[0], mnar.noise_dim, dtype=torch.float64)
+    mnar.bound(x, mask, noise).mean().backward()
+    assert mnar.missingness.slope.grad.abs().min() > 0
+    assert mnar.missingness.offset.grad.abs().min() > 0
+    # The mask's term alone reaches the decoder: x_miss is a reparameterised draw of p(x | z)
+    # (once the mask depends on x at all).
+    with torch.no_grad():
+        mnar.missingness.slope.fill_(-1.0)
+    mnar.zero_grad()
+    samples = mnar.importance_samples(x, mask, noise)
+    mnar.missingness(samples.filled).log_prob(mask.expand_as(samples.filled)).sum().backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in mnar.decoder.parameters())
+
+
+def self_masked(n, random_seed):
+    """Low-rank data where large values go missing more often (30%); fixed loadings, so
+    that the seed changes the sample, not the problem."""
+    loadings = np.random.default_rng(12345).normal(size=(2, 6))
+    rng = np.random.default_rng(random_seed)
+    latent = rng.normal(size=(n, 2))
+    X = latent @ loadings + 0.3 * rng.normal(size=(n, 6))
+    return X, ampute(X, 0.3, "mnar", random_state=random_seed)
+
+
+@pytest.mark.statistical
+def test_self_masking_model_imputes_self_masked_values_better_than_mar():
+    X, X_missing = self_masked(1000, seed(0))
+    missing = np.isnan(X_missing)
+    scale = X.std(axis=0)
+    errors = {}
+    for missingness in ("mar", "self_masking"):
+        imputer = VAEImputer(
+            missingness=missingness, n_epochs=80, hidden_dims=(64, 64), random_state=seed(1)
+        ).fit(X_missing)
+        completed = imputer.transform(X_missing)
+        assert np.array_equal(completed[~missing], X_missing[~missing])
+        errors[missingness] = ((completed - X) / scale)[missing]
+    rmse = {name: float(np.sqrt(np.mean(e**2))) for name, e in errors.items()}
+    # Self-masked values are larger than the observed ones: MAR imputes them too small.
+    check("MAR mean error on self-masked cells", float(errors["mar"].mean()), "<", -0.15)
+    check(
+        "self_masking mean error minus MAR's",
+        float(errors["self_masking"].mean() - errors["mar"].mean()),
+        ">",
+        0.05,
+    )
+    check(
+        "self_masking RMSE minus MAR RMSE",
+        rmse["self_masking"] - rmse["mar"],
+        "<",
+        -0.03,
+    )
+    # The learned mask model says large values go missing: negative slopes.
+    slopes = imputer.model_.missingness.slope.detach().numpy()
+    check("largest self-masking slope", float(slopes.max()), "<", 0.0)
+
+
+def test_self_masking_estimator_transform_score_and_sample(tmp_path):
+    X, X_missing = self_masked(150, 0)
+    imputer = VAEImputer(missingness="self_masking", n_epochs=3, hidden_dims=(8,), random_state=0)
+    imputer.fit(X_missing)
+    completed = imputer.transform(X_missing)
+    missing = np.isnan(X_missing)
+    assert np.isfinite(completed).all()
+    assert np.array_equal(completed[~missing], X_missing[~missing])
+    assert np.array_equal(completed, imputer.transform(X_missing))
+    scores = imputer.score_samples(X_missing)
+    assert scores.shape == (150,) and np.isfinite(scores).all()
+    draws = imputer.sample_imputations(X_missing, n_imputations=3, random_state=0)
+    assert all(np.array_equal(d[~missing], X_missing[~missing]) for d in draws)
+    assert not np.array_equal(draws[0][missing], draws[1][missing])
+    # Same random_state, same model; clone keeps the parameter.
+    again = clone(imputer).fit(X_missing)
+    assert again.missingness == "self_masking"
+    assert np.array_equal(again.transform(X_missing), completed)
+
+
+def test_self_masking_needs_gaussian_columns():
+    X, X_missing = self_masked(60, 0)
+    with pytest.raises(ValueError, match="missingness='self_masking'.*gaussian"):
+        VAEImputer(missingness="self_masking", likelihood="student_t", n_epochs=1).fit(X_missing)
+    table = pd.DataFrame(X_missing[:, :2], columns=["a", "b"]).assign(
+        level=pd.Categorical(np.where(X[:, 0] > 0, "hi", "lo"))
+    )
+    with pytest.raises(ValueError, match="missingness='self_masking'"):
+        VAEImputer(missingness="self_masking", n_epochs=1).fit(table)
+    with pytest.raises(ValueError, match="missingness"):
+        VAEImputer(missingness="mnar").fit(X_missing)
