@@ -19,12 +19,16 @@ included), accuracy over the missing categorical and boolean cells, and fit + tr
 seconds. The summary ranks the methods per table x mechanism (by the mean over seeds) and
 averages the ranks. Prints tables and writes ``benchmarks/results/mixed.json``.
 
-    python benchmarks/mixed.py [--seeds 5] [--fair-rows 2000] [--quick]
+    python benchmarks/mixed.py [--seeds 5] [--fair-rows 2000] [--threads 1] [--quick]
+    python benchmarks/mixed.py --tables fair --output a.json &     # tables in parallel,
+    python benchmarks/mixed.py --tables penguins synthetic --output b.json; wait
+    python benchmarks/mixed.py --merge results/a.json results/b.json  # then one summary
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 import warnings
@@ -215,84 +219,86 @@ def ranks(means: dict[str, float], higher_is_better: bool) -> dict[str, float]:
     return series.rank(ascending=not higher_is_better, method="average").to_dict()
 
 
-def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--fair-rows", type=int, default=2000)
-    parser.add_argument("--tables", nargs="*", default=list(TABLES), choices=list(TABLES))
-    parser.add_argument("--methods", nargs="*", default=list(METHODS), choices=list(METHODS))
-    parser.add_argument("--quick", action="store_true", help="tiny settings, for smoke tests")
-    parser.add_argument("--results-dir", default=str(RESULTS))
-    args = parser.parse_args(argv)
+def summarise_finite(values: list[float]) -> dict:
+    """Mean and sd over the seeds with a value (a seed whose MAR draw left every categorical
+    column complete has no accuracy); ``n`` says how many."""
+    finite = [v for v in values if np.isfinite(v)]
+    if not finite:
+        return {"mean": float("nan"), "sd": float("nan"), "n": 0, "values": values}
+    return {**summarise(finite), "n": len(finite), "values": [float(v) for v in values]}
 
-    start = time.perf_counter()
-    cells: dict = {}
-    for table in args.tables:
-        for mechanism in MECHANISMS:
-            records = {m: {"rmse": [], "accuracy": [], "seconds": []} for m in args.methods}
-            failures: dict[str, str] = {}
-            for seed in range(args.seeds):
-                complete = TABLES[table](seed, args.fair_rows)
-                amputed = ampute(complete, RATE, mechanism, random_state=seed)
-                for method in args.methods:
-                    if method in failures:
-                        continue
-                    tic = time.perf_counter()
-                    try:
-                        with warnings.catch_warnings():
-                            warnings.simplefilter("ignore")
-                            imputed = METHODS[method](amputed, seed, args.quick)
-                    except ImportError as error:
-                        failures[method] = f"not installed: {error}"
-                        continue
-                    except Exception as error:  # a benchmark reports a failure as such
-                        failures[method] = f"failed: {type(error).__name__}: {error}"
-                        continue
-                    seconds = time.perf_counter() - tic
-                    for key, value in score(complete, amputed, imputed).items():
-                        records[method][key].append(value)
-                    records[method]["seconds"].append(seconds)
-                print(f"{table} {mechanism} seed {seed} done", flush=True)
-            cells[f"{table}/{mechanism}"] = {
-                "table": table,
-                "mechanism": mechanism,
-                "shape": list(complete.shape),
-                "kinds": {str(c): column_kind(complete[c]) for c in complete.columns},
-                "results": {
-                    m: {k: summarise(v) for k, v in r.items()}
-                    for m, r in records.items()
-                    if m not in failures
-                },
-                "failures": failures,
-            }
 
-    summary = {m: {"rmse_ranks": [], "accuracy_ranks": [], "seconds": 0.0} for m in args.methods}
+def run_cell(table: str, mechanism: str, args) -> dict:
+    records = {m: {"rmse": [], "accuracy": [], "seconds": []} for m in args.methods}
+    failures: dict[str, str] = {}
+    for seed in range(args.seeds):
+        complete = TABLES[table](seed, args.fair_rows)
+        amputed = ampute(complete, RATE, mechanism, random_state=seed)
+        for method in args.methods:
+            if method in failures:
+                continue
+            tic = time.perf_counter()
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    imputed = METHODS[method](amputed, seed, args.quick)
+            except ImportError as error:
+                failures[method] = f"not installed: {error}"
+                continue
+            except Exception as error:  # a benchmark reports a failure as such
+                failures[method] = f"failed: {type(error).__name__}: {error}"
+                continue
+            seconds = time.perf_counter() - tic
+            for key, value in score(complete, amputed, imputed).items():
+                records[method][key].append(value)
+            records[method]["seconds"].append(seconds)
+        print(f"{table} {mechanism} seed {seed} done", flush=True)
+    return {
+        "table": table,
+        "mechanism": mechanism,
+        "shape": list(complete.shape),
+        "kinds": {str(c): column_kind(complete[c]) for c in complete.columns},
+        "results": {
+            m: {k: summarise_finite(v) for k, v in r.items()}
+            for m, r in records.items()
+            if m not in failures
+        },
+        "failures": failures,
+    }
+
+
+def summarise_cells(cells: dict, methods: list[str]) -> dict:
+    """Ranks per cell (mean over seeds; 1 = best) and their mean per method."""
+    summary = {m: {"rmse_ranks": [], "accuracy_ranks": [], "seconds": 0.0} for m in methods}
     for cell in cells.values():
         results = cell["results"]
         rmse = ranks({m: r["rmse"]["mean"] for m, r in results.items()}, False)
         accuracy = ranks({m: r["accuracy"]["mean"] for m, r in results.items()}, True)
         cell["rmse_ranks"], cell["accuracy_ranks"] = rmse, accuracy
         for m, r in results.items():
-            summary[m]["rmse_ranks"].append(rmse.get(m))
-            summary[m]["accuracy_ranks"].append(accuracy.get(m))
+            if m in rmse:
+                summary[m]["rmse_ranks"].append(rmse[m])
+            if m in accuracy:
+                summary[m]["accuracy_ranks"].append(accuracy[m])
             summary[m]["seconds"] += float(np.sum(r["seconds"]["values"]))
     for s in summary.values():
-        s["mean_rmse_rank"] = float(np.mean(s.pop("rmse_ranks"))) if cells else float("nan")
-        s["mean_accuracy_rank"] = float(np.mean(s.pop("accuracy_ranks"))) if cells else float("nan")
+        rmse_ranks, accuracy_ranks = s.pop("rmse_ranks"), s.pop("accuracy_ranks")
+        s["mean_rmse_rank"] = float(np.mean(rmse_ranks)) if rmse_ranks else float("nan")
+        s["mean_accuracy_rank"] = float(np.mean(accuracy_ranks)) if accuracy_ranks else float("nan")
+        s["rmse_wins"] = int(sum(r == 1 for r in rmse_ranks))
+        s["accuracy_wins"] = int(sum(r == 1 for r in accuracy_ranks))
+    return summary
 
+
+def print_tables(cells: dict, summary: dict, methods: list[str], seeds: int) -> None:
     rows = []
     for name, cell in cells.items():
-        for m in args.methods:
+        for m in methods:
             if m in cell["failures"]:
                 rows.append(
-                    {
-                        "cell": name,
-                        "method": m,
-                        "rmse": cell["failures"][m][:40],
-                        "accuracy": "",
-                        "seconds": "",
-                    }
-                )
+                    {"cell": name, "method": m, "rmse": cell["failures"][m][:40],
+                     "accuracy": "", "seconds": ""}
+                )  # fmt: skip
                 continue
             r = cell["results"][m]
             rows.append(
@@ -300,54 +306,90 @@ def main(argv: list[str] | None = None) -> dict:
                     "cell": name,
                     "method": m,
                     "rmse": f"{r['rmse']['mean']:.3f} +- {r['rmse']['sd']:.3f}",
-                    "accuracy": f"{r['accuracy']['mean']:.3f} +- {r['accuracy']['sd']:.3f}",
+                    "accuracy": f"{r['accuracy']['mean']:.3f} +- {r['accuracy']['sd']:.3f}"
+                    + ("" if r["accuracy"]["n"] == seeds else f" ({r['accuracy']['n']} seeds)"),
                     "seconds": f"{r['seconds']['mean']:.1f}",
                 }
             )
-    print(f"\n{RATE:.0%} missing, {args.seeds} seeds (mean +- sd over seeds)")
+    print(f"\n{RATE:.0%} missing, {seeds} seeds (mean +- sd over seeds)")
     print_table(
         rows,
-        [
-            ("cell", "table/mechanism"),
-            ("method", "method"),
-            ("rmse", "RMSE (std. numeric)"),
-            ("accuracy", "accuracy (categorical)"),
-            ("seconds", "fit+transform s"),
-        ],
-    )
-    print("\nmean rank over tables x mechanisms (1 = best)")
+        [("cell", "table/mechanism"), ("method", "method"), ("rmse", "RMSE (std. numeric)"),
+         ("accuracy", "accuracy (categorical)"), ("seconds", "fit+transform s")],
+    )  # fmt: skip
+    print("\nmean rank over tables x mechanisms (1 = best), wins, total seconds")
     print_table(
         [
             {
                 "method": m,
-                "rmse": f"{s['mean_rmse_rank']:.2f}",
-                "accuracy": f"{s['mean_accuracy_rank']:.2f}",
+                "rmse": f"{s['mean_rmse_rank']:.2f} ({s['rmse_wins']} wins)",
+                "accuracy": f"{s['mean_accuracy_rank']:.2f} ({s['accuracy_wins']} wins)",
                 "seconds": f"{s['seconds']:.0f}",
             }
             for m, s in summary.items()
         ],
-        [
-            ("method", "method"),
-            ("rmse", "RMSE rank"),
-            ("accuracy", "accuracy rank"),
-            ("seconds", "total seconds"),
-        ],
-    )
+        [("method", "method"), ("rmse", "RMSE rank"), ("accuracy", "accuracy rank"),
+         ("seconds", "total seconds")],
+    )  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--fair-rows", type=int, default=2000)
+    parser.add_argument("--tables", nargs="*", default=list(TABLES), choices=list(TABLES))
+    parser.add_argument("--methods", nargs="*", default=list(METHODS), choices=list(METHODS))
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
+    parser.add_argument("--output", default="mixed.json", help="file name under --results-dir")
+    parser.add_argument(
+        "--merge", nargs="*", default=None, metavar="JSON",
+        help="combine the cells of earlier runs (e.g. tables run in parallel) and summarise",
+    )  # fmt: skip
+    parser.add_argument("--quick", action="store_true", help="tiny settings, for smoke tests")
+    parser.add_argument("--results-dir", default=str(RESULTS))
+    args = parser.parse_args(argv)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+
+    start = time.perf_counter()
+    if args.merge:
+        parts = [json.loads(Path(path).read_text()) for path in args.merge]
+        cells = {name: cell for part in parts for name, cell in part["cells"].items()}
+        design = {**parts[0]["design"], "merged_from": [str(p) for p in args.merge]}
+        seconds = sum(part["seconds"] for part in parts)
+        environment_record = parts[0]["environment"]
+        methods = list(parts[0]["summary"])
+    else:
+        cells = {}
+        path = Path(args.results_dir) / args.output
+        design = {"rate": RATE, "mechanisms": list(MECHANISMS), "seeds": args.seeds,
+                  "fair_rows": args.fair_rows, "torch_threads": args.threads}  # fmt: skip
+        environment_record = environment()
+        methods = list(args.methods)
+        for table in args.tables:
+            for mechanism in MECHANISMS:
+                cells[f"{table}/{mechanism}"] = run_cell(table, mechanism, args)
+                # Each finished cell is on disk at once: a long run that fails late keeps them.
+                partial = {"benchmark": "mixed", "design": design, "cells": cells,
+                           "summary": {m: {} for m in methods}, "partial": True,
+                           "seconds": time.perf_counter() - start,
+                           "environment": environment_record}  # fmt: skip
+                write_json(path.name, partial, path.parent)
+        seconds = time.perf_counter() - start
+    summary = summarise_cells(cells, methods)
+    print_tables(cells, summary, methods, design["seeds"])
     payload = {
         "benchmark": "mixed",
-        "design": {
-            "rate": RATE,
-            "mechanisms": list(MECHANISMS),
-            "seeds": args.seeds,
-            "fair_rows": args.fair_rows,
-        },
+        "design": design,
         "quick": args.quick,
-        "seconds": time.perf_counter() - start,
-        "environment": environment(),
+        "seconds": seconds,
+        "environment": environment_record,
         "cells": cells,
         "summary": summary,
     }
-    path = write_json("mixed.json", payload, Path(args.results_dir))
+    path = write_json(args.output, payload, Path(args.results_dir))
     print(f"\nwrote {path}")
     return payload
 
