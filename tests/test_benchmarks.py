@@ -144,3 +144,30 @@ def test_mixed_benchmark_scores_every_method_on_every_cell(tmp_path, monkeypatch
             assert 0 < result["rmse"]["mean"] < 5 and 0 <= result["accuracy"]["mean"] <= 1
     for summary in payload["summary"].values():
         assert 1 <= summary["mean_rmse_rank"] <= 5 and 1 <= summary["mean_accuracy_rank"] <= 5
+
+
+def test_imputation_suite_ranks_every_method_and_names_what_cannot_run(tmp_path, monkeypatch):
+    pytest.importorskip("palmerpenguins")
+    run_script(
+        "imputation_suite.py",
+        [
+            "--quick", "--seeds", "1", "--tables", "wine", "penguins",
+            "--mechanisms", "MCAR 20%", "MNAR 30%", "--results-dir", str(tmp_path),
+        ],
+        monkeypatch,
+    )  # fmt: skip
+    payload = json.loads((tmp_path / "imputation_suite.json").read_text())
+    assert set(payload["cells"]) == {
+        f"{t} / {m}" for t in ("wine", "penguins") for m in ("MCAR 20%", "MNAR 30%")
+    }
+    for name, cell in payload["cells"].items():
+        assert set(cell["results"]) | set(cell["failures"]) == set(payload["design"]["methods"])
+        assert {"mean / most frequent", "KNNImputer", "VAEImputer (MAR)"} <= set(cell["results"])
+        if name.startswith("penguins"):
+            # Numeric-only methods say so on the mixed table, rather than failing silently.
+            assert cell["failures"]["VAEImputer (MNAR)"].startswith("not applicable")
+        else:
+            assert "VAEImputer (MNAR)" in cell["results"]
+        for result in cell["results"].values():
+            assert 0 < result["rmse"]["mean"] < 5
+    assert set(payload["summary"]["by_mechanism"]) == {"MCAR 20%", "MNAR 30%"}
