@@ -174,8 +174,12 @@ def miceforest_single(frame: pd.DataFrame, seed: int, quick: bool) -> pd.DataFra
     return kernel.complete_data(0)
 
 
+#: VAEImputer's settings (its defaults unless --vae-params says otherwise).
+VAE_PARAMS: dict = {}
+
+
 def vae_imputer(frame: pd.DataFrame, seed: int, quick: bool) -> pd.DataFrame:
-    params = {"n_epochs": 5, "hidden_dims": (16,)} if quick else {}
+    params = {"n_epochs": 5, "hidden_dims": (16,)} if quick else VAE_PARAMS
     return VAEImputer(random_state=seed, verbose=0, **params).fit_transform(frame)
 
 
@@ -345,9 +349,14 @@ def main(argv: list[str] | None = None) -> dict:
         "--merge", nargs="*", default=None, metavar="JSON",
         help="combine the cells of earlier runs (e.g. tables run in parallel) and summarise",
     )  # fmt: skip
+    parser.add_argument(
+        "--vae-params", default="{}", help="VAEImputer settings as JSON, e.g. '{\"n_epochs\": 100}'"
+    )
     parser.add_argument("--quick", action="store_true", help="tiny settings, for smoke tests")
     parser.add_argument("--results-dir", default=str(RESULTS))
     args = parser.parse_args(argv)
+    VAE_PARAMS.clear()
+    VAE_PARAMS.update(json.loads(args.vae_params))
     if args.threads:
         import torch
 
@@ -365,7 +374,8 @@ def main(argv: list[str] | None = None) -> dict:
         cells = {}
         path = Path(args.results_dir) / args.output
         design = {"rate": RATE, "mechanisms": list(MECHANISMS), "seeds": args.seeds,
-                  "fair_rows": args.fair_rows, "torch_threads": args.threads}  # fmt: skip
+                  "fair_rows": args.fair_rows, "torch_threads": args.threads,
+                  "vae_params": dict(VAE_PARAMS)}  # fmt: skip
         environment_record = environment()
         methods = list(args.methods)
         for table in args.tables:
