@@ -122,6 +122,7 @@ class BaseVAE(BaseTorchEstimator):
 
     def __init__(
         self,
+        *,
         latent_dim: int = 10,
         hidden_dims: Sequence[int] = (128, 128),
         likelihood: str | Likelihood = "gaussian",

@@ -78,6 +78,7 @@ class VAEClassifier(ClassifierMixin, BaseVAE):
 
     def __init__(
         self,
+        *,
         alpha: float = 1.0,
         latent_dim: int = 10,
         hidden_dims: Sequence[int] = (128, 128),

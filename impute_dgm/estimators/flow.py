@@ -130,6 +130,7 @@ class FlowDensityEstimator(
 
     def __init__(
         self,
+        *,
         n_layers: int = 8,
         hidden_dims: Sequence[int] = (256, 256),
         architecture: str = "tabular",
