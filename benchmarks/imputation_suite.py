@@ -25,10 +25,8 @@ run over processes as in ``mixed.py``.
 from __future__ import annotations
 
 import argparse
-import json
+import functools
 import sys
-import time
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -39,22 +37,21 @@ from sklearn.experimental import enable_iterative_imputer  # noqa: F401
 from sklearn.impute import IterativeImputer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, environment, print_table, write_json  # noqa: E402
+from _common import RESULTS, print_table, run_or_merge, write_json  # noqa: E402
 from mixed import (  # noqa: E402
+    NotApplicable,
     categorical_columns,
+    evaluate_cell,
     knn_one_hot,
     mean_or_mode,
     miceforest_single,
     missforest,
     penguins,
     ranks,
-    score,
-    summarise_finite,
 )
 
 from impute_dgm import VAEImputer  # noqa: E402
 from impute_dgm.datasets import load_table  # noqa: E402
-from impute_dgm.missingness import ampute  # noqa: E402
 
 MECHANISMS = {"MCAR 20%": ("mcar", 0.2), "MCAR 50%": ("mcar", 0.5), "MAR 30%": ("mar", 0.3),
               "MNAR 30%": ("mnar", 0.3)}  # fmt: skip
@@ -91,10 +88,6 @@ TABLES: dict[str, Callable] = {
 
 
 # --- methods (DataFrame in, DataFrame out) ---------------------------------------------------
-class NotApplicable(Exception):
-    """The method does not take this kind of table."""
-
-
 def numeric_only(frame: pd.DataFrame) -> np.ndarray:
     if categorical_columns(frame):
         raise NotApplicable("numeric tables only")
@@ -157,44 +150,12 @@ VAE_VARIANTS = ("VAEImputer (MAR)", "VAEImputer (MNAR)")
 
 def run_cell(table: str, mechanism: str, args) -> dict:
     kind, rate = MECHANISMS[mechanism]
-    records = {m: {"rmse": [], "accuracy": [], "seconds": []} for m in args.methods}
-    failures: dict[str, str] = {}
-    for seed in range(args.seeds):
-        complete = TABLES[table](seed, args)
-        amputed = ampute(complete, rate, kind, random_state=seed)
-        for method in args.methods:
-            if method in failures:
-                continue
-            tic = time.perf_counter()
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    imputed = METHODS[method](amputed, seed, args.quick)
-            except NotApplicable as error:
-                failures[method] = f"not applicable: {error}"
-                continue
-            except ImportError as error:
-                failures[method] = f"not installed: {error}"
-                continue
-            except Exception as error:  # a benchmark reports a failure as such
-                failures[method] = f"failed: {type(error).__name__}: {error}"
-                continue
-            seconds = time.perf_counter() - tic
-            for key, value in score(complete, amputed, imputed).items():
-                records[method][key].append(value)
-            records[method]["seconds"].append(seconds)
-        print(f"{table} {mechanism} seed {seed} done", flush=True)
-    return {
-        "table": table,
-        "mechanism": mechanism,
-        "shape": list(complete.shape),
-        "results": {
-            m: {k: summarise_finite(v) for k, v in r.items()}
-            for m, r in records.items()
-            if m not in failures
-        },
-        "failures": failures,
-    }
+    methods = {m: METHODS[m] for m in args.methods}
+    cell = evaluate_cell(
+        lambda seed: TABLES[table](seed, args), kind, rate, methods, args.seeds, args.quick,
+        f"{table} {mechanism}",
+    )  # fmt: skip
+    return {"table": table, "mechanism": mechanism, **cell}
 
 
 def summarise_cells(cells: dict, methods: list[str]) -> dict:
@@ -316,32 +277,18 @@ def main(argv: list[str] | None = None) -> dict:
 
         torch.set_num_threads(args.threads)
 
-    start = time.perf_counter()
-    if args.merge:
-        parts = [json.loads(Path(path).read_text()) for path in args.merge]
-        cells = {name: cell for part in parts for name, cell in part["cells"].items()}
-        design = {**parts[0]["design"], "merged_from": [str(p) for p in args.merge]}
-        seconds = sum(part["seconds"] for part in parts)
-        environment_record = parts[0]["environment"]
-        methods = parts[0]["design"]["methods"]
-    else:
-        methods = list(args.methods)
-        design = {"mechanisms": {k: list(v) for k, v in MECHANISMS.items()},
-                  "seeds": args.seeds, "digits_rows": args.digits_rows, "methods": methods,
-                  "torch_threads": args.threads}  # fmt: skip
-        environment_record = environment()
-        cells = {}
-        for table in args.tables:
-            for mechanism in args.mechanisms:
-                cells[f"{table} / {mechanism}"] = run_cell(table, mechanism, args)
-                write_json(
-                    args.output,
-                    {"benchmark": "imputation_suite", "design": design, "cells": cells,
-                     "partial": True, "seconds": time.perf_counter() - start,
-                     "environment": environment_record},
-                    Path(args.results_dir),
-                )  # fmt: skip
-        seconds = time.perf_counter() - start
+    design = {"mechanisms": {k: list(v) for k, v in MECHANISMS.items()},
+              "seeds": args.seeds, "digits_rows": args.digits_rows,
+              "methods": list(args.methods), "torch_threads": args.threads}  # fmt: skip
+    cells_to_run = {
+        f"{table} / {mechanism}": functools.partial(run_cell, table, mechanism, args)
+        for table in args.tables
+        for mechanism in args.mechanisms
+    }
+    cells, design, seconds, environment_record = run_or_merge(
+        args, "imputation_suite", design, cells_to_run
+    )
+    methods = design.get("methods") or list(METHODS)
     summary = summarise_cells(cells, methods)
     print_tables(cells, summary, methods)
     payload = {

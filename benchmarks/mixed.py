@@ -28,6 +28,7 @@ averages the ranks. Prints tables and writes ``benchmarks/results/mixed.json``.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import time
@@ -40,7 +41,7 @@ import pandas as pd
 from sklearn.impute import KNNImputer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, environment, print_table, summarise, write_json  # noqa: E402
+from _common import RESULTS, print_table, run_or_merge, summarise, write_json  # noqa: E402
 from _missforest import MissForestImputer  # noqa: E402
 
 from impute_dgm import VAEImputer  # noqa: E402
@@ -232,20 +233,37 @@ def summarise_finite(values: list[float]) -> dict:
     return {**summarise(finite), "n": len(finite), "values": [float(v) for v in values]}
 
 
-def run_cell(table: str, mechanism: str, args) -> dict:
-    records = {m: {"rmse": [], "accuracy": [], "seconds": []} for m in args.methods}
+class NotApplicable(Exception):
+    """A method that does not take this kind of table (reported as such, not as a failure)."""
+
+
+def evaluate_cell(
+    load: Callable[[int], pd.DataFrame],
+    mechanism: str,
+    rate: float,
+    methods: dict[str, Callable],
+    seeds: int,
+    quick: bool,
+    label: str,
+) -> dict:
+    """Every method on ``load(seed)`` amputed by (``mechanism``, ``rate``), for each seed: the
+    scores summarised over seeds, and the methods that could not run with the reason."""
+    records = {m: {"rmse": [], "accuracy": [], "seconds": []} for m in methods}
     failures: dict[str, str] = {}
-    for seed in range(args.seeds):
-        complete = TABLES[table](seed, args.fair_rows)
-        amputed = ampute(complete, RATE, mechanism, random_state=seed)
-        for method in args.methods:
+    for seed in range(seeds):
+        complete = load(seed)
+        amputed = ampute(complete, rate, mechanism, random_state=seed)
+        for method, impute in methods.items():
             if method in failures:
                 continue
             tic = time.perf_counter()
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    imputed = METHODS[method](amputed, seed, args.quick)
+                    imputed = impute(amputed, seed, quick)
+            except NotApplicable as error:
+                failures[method] = f"not applicable: {error}"
+                continue
             except ImportError as error:
                 failures[method] = f"not installed: {error}"
                 continue
@@ -256,10 +274,8 @@ def run_cell(table: str, mechanism: str, args) -> dict:
             for key, value in score(complete, amputed, imputed).items():
                 records[method][key].append(value)
             records[method]["seconds"].append(seconds)
-        print(f"{table} {mechanism} seed {seed} done", flush=True)
+        print(f"{label} seed {seed} done", flush=True)
     return {
-        "table": table,
-        "mechanism": mechanism,
         "shape": list(complete.shape),
         "kinds": {str(c): column_kind(complete[c]) for c in complete.columns},
         "results": {
@@ -269,6 +285,15 @@ def run_cell(table: str, mechanism: str, args) -> dict:
         },
         "failures": failures,
     }
+
+
+def run_cell(table: str, mechanism: str, args) -> dict:
+    methods = {m: METHODS[m] for m in args.methods}
+    cell = evaluate_cell(
+        lambda seed: TABLES[table](seed, args.fair_rows), mechanism, RATE, methods,
+        args.seeds, args.quick, f"{table} {mechanism}",
+    )  # fmt: skip
+    return {"table": table, "mechanism": mechanism, **cell}
 
 
 def summarise_cells(cells: dict, methods: list[str]) -> dict:
@@ -362,32 +387,16 @@ def main(argv: list[str] | None = None) -> dict:
 
         torch.set_num_threads(args.threads)
 
-    start = time.perf_counter()
-    if args.merge:
-        parts = [json.loads(Path(path).read_text()) for path in args.merge]
-        cells = {name: cell for part in parts for name, cell in part["cells"].items()}
-        design = {**parts[0]["design"], "merged_from": [str(p) for p in args.merge]}
-        seconds = sum(part["seconds"] for part in parts)
-        environment_record = parts[0]["environment"]
-        methods = list(parts[0]["summary"])
-    else:
-        cells = {}
-        path = Path(args.results_dir) / args.output
-        design = {"rate": RATE, "mechanisms": list(MECHANISMS), "seeds": args.seeds,
-                  "fair_rows": args.fair_rows, "torch_threads": args.threads,
-                  "vae_params": dict(VAE_PARAMS)}  # fmt: skip
-        environment_record = environment()
-        methods = list(args.methods)
-        for table in args.tables:
-            for mechanism in MECHANISMS:
-                cells[f"{table}/{mechanism}"] = run_cell(table, mechanism, args)
-                # Each finished cell is on disk at once: a long run that fails late keeps them.
-                partial = {"benchmark": "mixed", "design": design, "cells": cells,
-                           "summary": {m: {} for m in methods}, "partial": True,
-                           "seconds": time.perf_counter() - start,
-                           "environment": environment_record}  # fmt: skip
-                write_json(path.name, partial, path.parent)
-        seconds = time.perf_counter() - start
+    design = {"rate": RATE, "mechanisms": list(MECHANISMS), "seeds": args.seeds,
+              "fair_rows": args.fair_rows, "torch_threads": args.threads,
+              "vae_params": dict(VAE_PARAMS), "methods": list(args.methods)}  # fmt: skip
+    cells_to_run = {
+        f"{table}/{mechanism}": functools.partial(run_cell, table, mechanism, args)
+        for table in args.tables
+        for mechanism in MECHANISMS
+    }
+    cells, design, seconds, environment_record = run_or_merge(args, "mixed", design, cells_to_run)
+    methods = design.get("methods") or list(METHODS)
     summary = summarise_cells(cells, methods)
     print_tables(cells, summary, methods, design["seeds"])
     payload = {
