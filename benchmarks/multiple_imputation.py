@@ -11,11 +11,15 @@ pooled (when installed). Reports coverage, mean width and the bias of the estima
 table and writes ``benchmarks/results/multiple_imputation.json``.
 
     python benchmarks/multiple_imputation.py [--replications 200] [--m 20] [--quick]
+    # VAEImputer variants only: longer training, more SIR proposals, bootstrap fits
+    python benchmarks/multiple_imputation.py --vae-only --replications 40 \
+        --vae-params '{"n_epochs": 1000}' --n-proposals 1000 --bootstrap 4 --output v.json
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 import warnings
@@ -71,17 +75,39 @@ def pooled_interval(completed_tables, y, n_covariates) -> tuple[float, float, fl
     return float(pooled.estimate[j]), float(low[j]), float(high[j])
 
 
-def run_methods(data, y, seed, m, vae_params) -> dict[str, tuple[float, float, float]]:
+def vae_draws(data, seed, m, vae_params, n_proposals, bootstrap) -> list[np.ndarray]:
+    """m completed tables from VAEImputer: one fit, or ``bootstrap`` fits on resampled rows
+    (m / bootstrap draws each), which carries the uncertainty of the fit into the draws."""
+    if not bootstrap:
+        imputer = VAEImputer(random_state=seed, **vae_params).fit(data)
+        return imputer.sample_imputations(
+            data, n_imputations=m, random_state=seed, n_proposals=n_proposals
+        )
+    rng = np.random.default_rng(seed)
+    draws = []
+    for b in range(bootstrap):
+        rows = rng.integers(0, len(data), len(data))
+        imputer = VAEImputer(random_state=seed * 100 + b, **vae_params).fit(data[rows])
+        draws += imputer.sample_imputations(
+            data, n_imputations=m // bootstrap, random_state=seed * 100 + b, n_proposals=n_proposals
+        )
+    return draws
+
+
+def run_methods(data, y, seed, m, vae_params, args) -> dict[str, tuple[float, float, float]]:
     n_covariates = data.shape[1] - 1
     out: dict[str, tuple[float, float, float]] = {}
     complete = ~np.isnan(data).any(axis=1)
     out["complete-case"] = interval_from(*ols(data[complete, :n_covariates], y[complete]))
 
-    imputer = VAEImputer(random_state=seed, **vae_params).fit(data)
-    single = imputer.transform(data)
-    out["VAEImputer single (transform)"] = interval_from(*ols(single[:, :n_covariates], y))
-    draws = imputer.sample_imputations(data, n_imputations=m, random_state=seed)
+    if not args.vae_only:
+        imputer = VAEImputer(random_state=seed, **vae_params).fit(data)
+        single = imputer.transform(data)
+        out["VAEImputer single (transform)"] = interval_from(*ols(single[:, :n_covariates], y))
+    draws = vae_draws(data, seed, m, vae_params, args.n_proposals, args.bootstrap)
     out[f"VAEImputer m={m} pooled"] = pooled_interval(draws, y, n_covariates)
+    if args.vae_only:
+        return out
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -115,19 +141,29 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--m", type=int, default=20)
     parser.add_argument("--n", type=int, default=500)
     parser.add_argument("--rate", type=float, default=0.3)
+    parser.add_argument("--vae-params", default="{}", help="VAEImputer settings as JSON")
+    parser.add_argument("--n-proposals", type=int, default=100, help="SIR proposals per draw")
+    parser.add_argument(
+        "--bootstrap", type=int, default=0, help="VAEImputer fits on bootstrap resamples"
+    )
+    parser.add_argument("--first", type=int, default=0, help="first replication (its seed)")
+    parser.add_argument("--vae-only", action="store_true", help="complete-case and VAE rows")
+    parser.add_argument("--output", default="multiple_imputation.json")
     parser.add_argument("--quick", action="store_true", help="tiny settings, for smoke tests")
     parser.add_argument("--results-dir", default=str(RESULTS))
     args = parser.parse_args(argv)
-    vae_params = {"n_epochs": 10, "hidden_dims": (16,)} if args.quick else {}
+    vae_params = json.loads(args.vae_params)
+    if args.quick:
+        vae_params = {"n_epochs": 10, "hidden_dims": (16,), **vae_params}
 
     records: dict[str, dict[str, list[float]]] = {}
     start = time.perf_counter()
-    for replication in range(args.replications):
+    for replication in range(args.first, args.first + args.replications):
         X, y = simulate(args.n, replication)
         X_missing = ampute(X, args.rate, "mar", random_state=replication)
         data = np.column_stack([X_missing, y])
         for name, (estimate, low, high) in run_methods(
-            data, y, replication, args.m, vae_params
+            data, y, replication, args.m, vae_params, args
         ).items():
             record = records.setdefault(name, {"estimate": [], "covered": [], "width": []})
             record["estimate"].append(estimate)
@@ -173,14 +209,19 @@ def main(argv: list[str] | None = None) -> dict:
             "replications": args.replications,
             "m": args.m,
             "level": LEVEL,
+            "first_replication": args.first,
+            "n_proposals": args.n_proposals,
+            "bootstrap": args.bootstrap,
         },
         "quick": args.quick,
         "vae_params": VAEImputer(**vae_params).get_params(),
         "seconds": time.perf_counter() - start,
         "environment": environment(),
         "results": results,
+        # Per replication (seed = first_replication + index): compare variants on the same data.
+        "replications": records,
     }
-    path = write_json("multiple_imputation.json", payload, Path(args.results_dir))
+    path = write_json(args.output, payload, Path(args.results_dir))
     print(f"\nwrote {path}")
     return payload
 
