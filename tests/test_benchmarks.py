@@ -171,3 +171,26 @@ def test_imputation_suite_ranks_every_method_and_names_what_cannot_run(tmp_path,
         for result in cell["results"].values():
             assert 0 < result["rmse"]["mean"] < 5
     assert set(payload["summary"]["by_mechanism"]) == {"MCAR 20%", "MNAR 30%"}
+
+
+def test_images_benchmark_writes_figures_and_says_mnist_was_skipped(tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib")
+    run_script(
+        "images.py",
+        ["--quick", "--seeds", "1", "--rows", "150", "--results-dir", str(tmp_path)],
+        monkeypatch,
+    )
+    payload = json.loads((tmp_path / "images.json").read_text())
+    assert "MNIST skipped" in payload["skipped"]
+    masks = payload["results"]["digits"]
+    assert set(masks) == {"50% MCAR", "4x4 square"}
+    for per_method in masks.values():
+        assert set(per_method) == {
+            "KNNImputer",
+            "IterativeImputer (BayesianRidge)",
+            "VAEImputer (categorical)",
+        }
+        for record in per_method.values():
+            assert 0 < record["rmse"]["mean"] < 1
+    assert (tmp_path / "images_digits_4x4_square.png").stat().st_size > 1000
+    assert (tmp_path / "images_digits_50_MCAR.png").stat().st_size > 1000
