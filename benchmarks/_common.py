@@ -56,30 +56,39 @@ def write_json(name: str, payload: dict, directory: Path = RESULTS) -> Path:
     return path
 
 
-def run_or_merge(
-    args, benchmark: str, design: dict, cells_to_run: dict
-) -> tuple[dict, dict, float, dict]:
-    """The cells of a benchmark with many cells: computed, or merged from earlier runs.
+def run_or_merge(args, benchmark: str, design: dict, cells_to_run: dict) -> dict:
+    """The payload of a benchmark with many cells: computed, or merged from earlier runs.
 
     With ``args.merge`` (JSON files of runs that split the cells, e.g. over processes), their
     cells are combined; otherwise each ``cells_to_run[name]()`` is computed in turn and the
-    results so far are written to ``args.output`` after each one, so that a long run that fails
-    late keeps what it finished. Returns (cells, design, seconds, environment).
+    payload so far is written to ``args.output`` after each one, so that a long run that fails
+    late keeps what it finished. Returns the payload (benchmark, design, quick, seconds,
+    environment, cells); :func:`finish` writes it once the caller has added its summary.
     """
     import time
 
     if args.merge:
         parts = [json.loads(Path(path).read_text()) for path in args.merge]
-        cells = {name: cell for part in parts for name, cell in part["cells"].items()}
-        design = {**parts[0]["design"], "merged_from": [str(p) for p in args.merge]}
-        seconds = sum(part["seconds"] for part in parts)
-        return cells, design, seconds, parts[0]["environment"]
+        return {
+            "benchmark": benchmark,
+            "design": {**parts[0]["design"], "merged_from": [str(p) for p in args.merge]},
+            "quick": args.quick,
+            "seconds": sum(part["seconds"] for part in parts),
+            "environment": parts[0]["environment"],
+            "cells": {name: cell for part in parts for name, cell in part["cells"].items()},
+        }
     start = time.perf_counter()
-    record = environment()
-    cells: dict = {}
+    payload = {"benchmark": benchmark, "design": design, "quick": args.quick, "seconds": 0.0,
+               "environment": environment(), "cells": {}}  # fmt: skip
     for name, run in cells_to_run.items():
-        cells[name] = run()
-        partial = {"benchmark": benchmark, "design": design, "cells": cells, "partial": True,
-                   "seconds": time.perf_counter() - start, "environment": record}  # fmt: skip
-        write_json(args.output, partial, Path(args.results_dir))
-    return cells, design, time.perf_counter() - start, record
+        payload["cells"][name] = run()
+        payload["seconds"] = time.perf_counter() - start
+        write_json(args.output, {**payload, "partial": True}, Path(args.results_dir))
+    return payload
+
+
+def finish(args, payload: dict) -> dict:
+    """Write the complete payload to ``args.output`` under ``args.results_dir``; return it."""
+    path = write_json(args.output, payload, Path(args.results_dir))
+    print(f"\nwrote {path}")
+    return payload

@@ -37,7 +37,7 @@ from sklearn.experimental import enable_iterative_imputer  # noqa: F401
 from sklearn.impute import IterativeImputer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, print_table, run_or_merge, write_json  # noqa: E402
+from _common import RESULTS, finish, print_table, run_or_merge  # noqa: E402
 from mixed import (  # noqa: E402
     NotApplicable,
     categorical_columns,
@@ -285,24 +285,12 @@ def main(argv: list[str] | None = None) -> dict:
         for table in args.tables
         for mechanism in args.mechanisms
     }
-    cells, design, seconds, environment_record = run_or_merge(
-        args, "imputation_suite", design, cells_to_run
-    )
+    payload = run_or_merge(args, "imputation_suite", design, cells_to_run)
+    cells, design = payload["cells"], payload["design"]
     methods = design.get("methods") or list(METHODS)
-    summary = summarise_cells(cells, methods)
+    payload["summary"] = summary = summarise_cells(cells, methods)
     print_tables(cells, summary, methods)
-    payload = {
-        "benchmark": "imputation_suite",
-        "design": design,
-        "quick": args.quick,
-        "seconds": seconds,
-        "environment": environment_record,
-        "cells": cells,
-        "summary": summary,
-    }
-    path = write_json(args.output, payload, Path(args.results_dir))
-    print(f"\nwrote {path}")
-    return payload
+    return finish(args, payload)
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ import pandas as pd
 from sklearn.impute import KNNImputer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, print_table, run_or_merge, summarise, write_json  # noqa: E402
+from _common import RESULTS, finish, print_table, run_or_merge, summarise  # noqa: E402
 from _missforest import MissForestImputer  # noqa: E402
 
 from impute_dgm import VAEImputer  # noqa: E402
@@ -395,22 +395,12 @@ def main(argv: list[str] | None = None) -> dict:
         for table in args.tables
         for mechanism in MECHANISMS
     }
-    cells, design, seconds, environment_record = run_or_merge(args, "mixed", design, cells_to_run)
+    payload = run_or_merge(args, "mixed", design, cells_to_run)
+    cells, design = payload["cells"], payload["design"]
     methods = design.get("methods") or list(METHODS)
-    summary = summarise_cells(cells, methods)
+    payload["summary"] = summary = summarise_cells(cells, methods)
     print_tables(cells, summary, methods, design["seeds"])
-    payload = {
-        "benchmark": "mixed",
-        "design": design,
-        "quick": args.quick,
-        "seconds": seconds,
-        "environment": environment_record,
-        "cells": cells,
-        "summary": summary,
-    }
-    path = write_json(args.output, payload, Path(args.results_dir))
-    print(f"\nwrote {path}")
-    return payload
+    return finish(args, payload)
 
 
 if __name__ == "__main__":
