@@ -21,6 +21,18 @@ import pandas as pd
 from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 
 
+def fill_mean_or_mode(frame: pd.DataFrame, categorical) -> pd.DataFrame:
+    """Every gap filled with its column's mean (as floats) or, for ``categorical`` columns,
+    most frequent level (as objects)."""
+    out = frame.astype(object).copy()
+    for name in frame.columns:
+        if name in categorical:
+            out[name] = frame[name].astype(object).fillna(frame[name].mode().iloc[0])
+        else:
+            out[name] = frame[name].astype(float).fillna(frame[name].astype(float).mean())
+    return out
+
+
 class MissForestImputer:
     """Iterative imputation by random forests of a DataFrame with numeric and categorical columns.
 
@@ -50,15 +62,8 @@ class MissForestImputer:
     def fit_transform(self, frame: pd.DataFrame) -> pd.DataFrame:
         """The table with every missing cell predicted (categorical columns as object values)."""
         missing = frame.isna()
-        current = frame.astype(object).copy()
-        for name in frame.columns:
-            if name in self.categorical:
-                current[name] = frame[name].astype(object).fillna(frame[name].mode().iloc[0])
-            else:
-                current[name] = frame[name].astype(float).fillna(frame[name].astype(float).mean())
+        current = fill_mean_or_mode(frame, self.categorical)
         numeric = [c for c in frame.columns if c not in self.categorical]
-        for name in numeric:
-            current[name] = current[name].astype(float)
         order = [c for c in missing.sum().sort_values(kind="stable").index if missing[c].any()]
         previous, previous_change = current.copy(), (np.inf, np.inf)
         for iteration in range(self.max_iter):

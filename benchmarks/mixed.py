@@ -42,7 +42,7 @@ from sklearn.impute import KNNImputer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, finish, print_table, run_or_merge, summarise  # noqa: E402
-from _missforest import MissForestImputer  # noqa: E402
+from _missforest import MissForestImputer, fill_mean_or_mode  # noqa: E402
 
 from impute_dgm import VAEImputer  # noqa: E402
 from impute_dgm.missingness import ampute  # noqa: E402
@@ -112,13 +112,7 @@ def categorical_columns(frame: pd.DataFrame) -> list:
 
 # --- methods --------------------------------------------------------------------------------
 def mean_or_mode(frame: pd.DataFrame, seed: int, quick: bool) -> pd.DataFrame:
-    out = frame.astype(object).copy()
-    for name in frame.columns:
-        if name in categorical_columns(frame):
-            out[name] = frame[name].astype(object).fillna(frame[name].mode().iloc[0])
-        else:
-            out[name] = frame[name].astype(float).fillna(frame[name].astype(float).mean())
-    return out
+    return fill_mean_or_mode(frame, categorical_columns(frame))
 
 
 def knn_one_hot(frame: pd.DataFrame, seed: int, quick: bool) -> pd.DataFrame:
