@@ -239,12 +239,7 @@ class TableSchema:
             unknown = (codes < 0) & series.notna().to_numpy()
             if unknown.any():
                 if self.handle_unknown == "error":
-                    level = series[unknown].iloc[0]
-                    raise ValueError(
-                        f"Column {column.name!r} has level {level!r}, which fit never saw "
-                        f"(known: {list(column.levels)[:10]}); pass handle_unknown='missing' "
-                        "to treat such values as missing."
-                    )
+                    raise _unknown_level(column, series[unknown].iloc[0])
             codes[codes < 0] = np.nan
             return codes
         if column.kind == "binary":
@@ -317,11 +312,7 @@ class TableSchema:
                 elif self.handle_unknown == "missing":
                     restored.append(np.nan)
                 else:
-                    raise ValueError(
-                        f"Column {column.name!r} has level {value!r}, which fit never saw "
-                        f"(known: {list(column.levels)[:10]}); pass handle_unknown='missing' "
-                        "to treat such values as missing."
-                    )
+                    raise _unknown_level(column, value)
             return pd.Series(restored, index=series.index, dtype=object).astype(column.dtype)
         if column.kind == "binary":
             truth = {"true": True, "1": True, "1.0": True, "false": False, "0": False, "0.0": False}
@@ -395,3 +386,12 @@ def _level_text(value) -> str:
     if isinstance(value, (float, np.floating)) and float(value).is_integer():
         return str(int(value))
     return str(value)
+
+
+def _unknown_level(column: ColumnSpec, level) -> ValueError:
+    """The error for a category level that fit never saw, naming column and level."""
+    return ValueError(
+        f"Column {column.name!r} has level {level!r}, which fit never saw "
+        f"(known: {list(column.levels)[:10]}); pass handle_unknown='missing' "
+        "to treat such values as missing."
+    )
