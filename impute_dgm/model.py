@@ -135,8 +135,9 @@ class DeepLatentVariableModel(nn.Module):
             Data, any value in missing entries (they are zero-filled here).
         mask : tensor of shape (B, D)
             1.0 where observed.
-
-
+        noise : tensor of shape (K, B, noise_dim) or (K, 1, noise_dim)
+            Standard normal draws (the first ``latent_dim`` for z, the rest for x_miss under a
+            model of the mask); (K, 1, noise_dim) shares them across rows.
         kl_weight : float, default=1.0
             Weight of log p(z) - log q(z | x, m) in the log weights. Below 1 only during KL
             warm-up (the bound is then not a bound on log p(x_obs)).
