@@ -16,6 +16,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from impute_dgm._device import draw_seed, make_generator, resolve_device, seeded_torch
+from impute_dgm.budget import TrainingBudget, resolve_budget
 from impute_dgm.training import Trainer
 
 
@@ -28,12 +29,12 @@ class TorchEstimatorMixin:
     """
 
     _torch_parameter_constraints: dict = {
-        "n_epochs": [Interval(Integral, 1, None, closed="left")],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "n_epochs": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
+        "batch_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "lr": [Interval(Real, 0, None, closed="neither")],
         "lr_schedule": [StrOptions({"constant", "cosine"})],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
-        "early_stopping": ["boolean"],
+        "early_stopping": ["boolean", StrOptions({"auto"})],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "device": [StrOptions({"auto", "cpu", "cuda", "mps"}), str, torch.device],
@@ -43,6 +44,11 @@ class TorchEstimatorMixin:
 
     # Held-out rows are only split off when there are at least this many rows in all.
     _min_rows_for_validation = 10
+    # Held-out rows at most: enough for a steady signal, and evaluation stays cheap per epoch.
+    _max_validation_rows = 10_000
+    # What n_epochs="auto" and batch_size="auto" give a small table (impute_dgm.budget).
+    _base_n_epochs = 300
+    _base_batch_size = 64
 
     def _build_model(self) -> torch.nn.Module:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -71,6 +77,17 @@ class TorchEstimatorMixin:
         with seeded_torch(seed, device):
             return self._build_model().to(device)
 
+    def _budget(self, n_rows: int) -> TrainingBudget:
+        """Epochs, batch size and early stopping for a fit on ``n_rows`` rows."""
+        return resolve_budget(
+            n_rows,
+            self.n_epochs,
+            self.batch_size,
+            self.early_stopping,
+            base_n_epochs=self._base_n_epochs,
+            base_batch_size=self._base_batch_size,
+        )
+
     def _train(
         self,
         loss: Callable,
@@ -82,17 +99,21 @@ class TorchEstimatorMixin:
         warmup_epochs: int = 0,
         on_epoch_start: Callable[[int], None] | None = None,
     ):
-        """Split off validation rows (when early stopping), then run the shared Trainer."""
+        """Resolve the budget, split off validation rows (when early stopping), then run the
+        shared Trainer. Sets ``budget_``."""
         n_rows = data[0].shape[0]
+        self.budget_ = self._budget(n_rows)
         validation = None
-        if self.early_stopping and n_rows >= self._min_rows_for_validation:
-            n_validation = max(1, math.ceil(self.validation_fraction * n_rows))
+        if self.budget_.early_stopping and n_rows >= self._min_rows_for_validation:
+            n_validation = min(
+                max(1, math.ceil(self.validation_fraction * n_rows)), self._max_validation_rows
+            )
             order = torch.as_tensor(random_state.permutation(n_rows), device=device)
             validation = tuple(t[order[:n_validation]] for t in data)
             data = tuple(t[order[n_validation:]] for t in data)
         trainer = Trainer(
-            n_epochs=self.n_epochs,
-            batch_size=self.batch_size,
+            n_epochs=self.budget_.n_epochs,
+            batch_size=self.budget_.batch_size,
             lr=self.lr,
             lr_schedule=self.lr_schedule,
             weight_decay=self.weight_decay,

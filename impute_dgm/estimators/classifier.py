@@ -71,6 +71,8 @@ class VAEClassifier(ClassifierMixin, BaseVAE):
     True
     """
 
+    _base_n_epochs = 100
+
     _parameter_constraints: dict = {
         **BaseVAE._parameter_constraints,
         "alpha": [Interval(Real, 0, None, closed="left")],
@@ -91,12 +93,12 @@ class VAEClassifier(ClassifierMixin, BaseVAE):
         kl_warmup: int = 0,
         n_eval_samples: int = 100,
         mask_input: bool = True,
-        n_epochs: int = 100,
-        batch_size: int = 64,
+        n_epochs: int | str = "auto",
+        batch_size: int | str = "auto",
         lr: float = 1e-3,
         lr_schedule: str = "constant",
         weight_decay: float = 0.0,
-        early_stopping: bool = False,
+        early_stopping: bool | str = "auto",
         validation_fraction: float = 0.1,
         n_iter_no_change: int = 30,
         device: str | torch.device = "auto",
@@ -177,7 +179,7 @@ class VAEClassifier(ClassifierMixin, BaseVAE):
         pool = labels_all >= 0
         pool_x, pool_mask, pool_labels = x_all[pool], mask_all[pool], labels_all[pool]
         n_pool = pool_labels.shape[0]
-        labelled_batch = min(self.batch_size, n_pool)
+        labelled_batch = min(self._budget(len(y)).batch_size, n_pool)
 
         def generative_loss(x, mask, labels, noise, weight) -> torch.Tensor:
             """Sum over rows of -bound: labelled rows with y, unlabelled ones summed over y."""
@@ -274,6 +276,6 @@ if VAEClassifier.__doc__:  # absent under python -OO
     for _old, _new in (
         ("n_importance : int, default=20", "n_importance : int, default=1"),
         ("n_eval_samples : int, default=1000", "n_eval_samples : int, default=100"),
-        ("n_epochs : int, default=300", "n_epochs : int, default=100"),
+        ("300 up to 4,096 rows", "100 up to 4,096 rows"),
     ):
         VAEClassifier.__doc__ = VAEClassifier.__doc__.replace(_old, _new)

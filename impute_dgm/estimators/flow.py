@@ -73,8 +73,12 @@ class FlowDensityEstimator(
         [alpha, 1 - alpha] before the logit, so the density stays finite at the edges. The
         continuous density then puts a little mass outside [0, L) (about 3% in the tests), so
         the discrete model is sub-normalised and ``score_samples`` stays a lower bound.
-    n_epochs : int, default=100
-    batch_size : int, default=128
+    n_epochs : int or "auto", default="auto"
+        Maximum passes over the training rows. "auto": 100 up to 4,096 rows, then fewer as the
+        table grows (the rows seen grow like n ** 0.3; see :mod:`impute_dgm.budget`).
+    batch_size : int or "auto", default="auto"
+        Rows per step. "auto": 128 up to 4,096 rows, doubled each time the table quadruples
+        beyond, at most 2,048.
     lr : float, default=1e-3
     lr_schedule : {"constant", "cosine"}, default="constant"
     weight_decay : float, default=0.0
@@ -111,6 +115,9 @@ class FlowDensityEstimator(
     (3,)
     """
 
+    _base_n_epochs = 100
+    _base_batch_size = 128
+
     _parameter_constraints: dict = {
         "n_layers": [Interval(Integral, 1, None, closed="left")],
         "hidden_dims": ["array-like"],
@@ -143,8 +150,8 @@ class FlowDensityEstimator(
         n_levels: int | None = None,
         n_dequantization_samples: int = 10,
         logit_alpha: float = 0.05,
-        n_epochs: int = 100,
-        batch_size: int = 128,
+        n_epochs: int | str = "auto",
+        batch_size: int | str = "auto",
         lr: float = 1e-3,
         lr_schedule: str = "constant",
         weight_decay: float = 0.0,

@@ -17,6 +17,7 @@ from impute_dgm.distributions.likelihoods import Likelihood
 from impute_dgm.distributions.missingness import MISSINGNESS
 from impute_dgm.distributions.priors import Prior
 from impute_dgm.estimators._vae import VAE_PARAMETERS_DOC, BaseVAE
+from impute_dgm.hidden_cells import HiddenCellError
 
 
 class VAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseVAE):
@@ -95,12 +96,12 @@ class VAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseVAE):
         kl_warmup: int = 0,
         n_eval_samples: int = 1000,
         mask_input: bool = True,
-        n_epochs: int = 300,
-        batch_size: int = 64,
+        n_epochs: int | str = "auto",
+        batch_size: int | str = "auto",
         lr: float = 1e-3,
         lr_schedule: str = "constant",
         weight_decay: float = 0.0,
-        early_stopping: bool = False,
+        early_stopping: bool | str = "auto",
         validation_fraction: float = 0.1,
         n_iter_no_change: int = 30,
         device: str | torch.device = "auto",
@@ -134,6 +135,21 @@ class VAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseVAE):
             callbacks=callbacks,
         )
         self.missingness = missingness
+
+    def _validation_loss(self, device: torch.device) -> HiddenCellError:
+        """Early stopping watches the imputation error on hidden held-out cells (see
+        :mod:`impute_dgm.hidden_cells`), imputed with the training bound's K importance draws,
+        the same every epoch."""
+        generator = self._eval_generator(device)
+        noise = torch.randn(
+            self.n_importance, 1, self.model_.noise_dim, generator=generator, device=device
+        )
+        categorical = torch.tensor(
+            [column.kind == "categorical" for column in self.schema_.columns_], device=device
+        )
+        return HiddenCellError(
+            lambda x, mask: self.model_.impute(x, mask, noise), categorical, generator
+        )
 
     def transform(self, X):
         """Fill missing entries with the importance-sampling estimate of E[x_miss | x_obs].

@@ -1,0 +1,101 @@
+"""How much training a table gets: epochs, batch size and early stopping from its row count.
+
+A fixed number of epochs is right for a few thousand rows and wasteful for a million: a model of
+fixed size needs more data seen as the table grows, but far fewer passes over it. With
+``n_epochs="auto"`` and ``batch_size="auto"`` an estimator keeps its fixed settings up to
+:data:`SMALL_TABLE_ROWS` rows (small tables train exactly as they always did) and beyond that
+
+- the batch grows like the square root of the rows (doubling each time the table quadruples,
+  up to ``16 x`` the base batch), so each step averages more rows and costs the same per row;
+- the rows seen in all, ``n_epochs x n``, grow like ``n ** ROWS_SEEN_EXPONENT`` from the base
+  budget at :data:`SMALL_TABLE_ROWS`, so training time grows far slower than the table;
+- ``early_stopping="auto"`` holds out rows and keeps the best weights.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+# Tables up to this many rows train with the estimator's base epochs and batch size.
+SMALL_TABLE_ROWS = 4096
+# Rows seen in training (epochs x rows) grow like n ** ROWS_SEEN_EXPONENT beyond small tables.
+ROWS_SEEN_EXPONENT = 0.3
+# The automatic batch size stops growing at this multiple of the base batch size.
+MAX_BATCH_MULTIPLE = 16
+
+
+@dataclass(frozen=True)
+class TrainingBudget:
+    """Resolved training settings for one fit.
+
+    Attributes
+    ----------
+    n_epochs : int
+        Maximum passes over the training rows.
+    batch_size : int
+        Rows per step.
+    early_stopping : bool
+        Whether rows are held out for early stopping.
+    """
+
+    n_epochs: int
+    batch_size: int
+    early_stopping: bool
+
+
+def auto_batch_size(n_rows: int, base_batch_size: int) -> int:
+    """``base_batch_size`` up to :data:`SMALL_TABLE_ROWS` rows, then doubled each time the
+    table quadruples (square-root growth), at most ``MAX_BATCH_MULTIPLE x`` the base."""
+    if n_rows <= SMALL_TABLE_ROWS:
+        return base_batch_size
+    doublings = math.floor(math.log(n_rows / SMALL_TABLE_ROWS, 4))
+    return base_batch_size * min(2**doublings, MAX_BATCH_MULTIPLE)
+
+
+def auto_n_epochs(n_rows: int, base_n_epochs: int) -> int:
+    """``base_n_epochs`` up to :data:`SMALL_TABLE_ROWS` rows; beyond, as many epochs as make
+    ``base_n_epochs x SMALL_TABLE_ROWS x (n / SMALL_TABLE_ROWS) ** ROWS_SEEN_EXPONENT`` rows
+    seen (at least 2)."""
+    if n_rows <= SMALL_TABLE_ROWS:
+        return base_n_epochs
+    growth = (n_rows / SMALL_TABLE_ROWS) ** ROWS_SEEN_EXPONENT
+    rows_seen = base_n_epochs * SMALL_TABLE_ROWS * growth
+    return max(2, math.ceil(rows_seen / n_rows))
+
+
+def resolve_budget(
+    n_rows: int,
+    n_epochs: int | str,
+    batch_size: int | str,
+    early_stopping: bool | str,
+    *,
+    base_n_epochs: int,
+    base_batch_size: int,
+) -> TrainingBudget:
+    """The settings a fit on ``n_rows`` rows uses; ``"auto"`` values follow the rules above.
+
+    Parameters
+    ----------
+    n_rows : int
+        Rows of the table being fitted (before any are held out).
+    n_epochs, batch_size : int or "auto"
+        As given to the estimator.
+    early_stopping : bool or "auto"
+        "auto" is on for tables larger than :data:`SMALL_TABLE_ROWS` rows.
+    base_n_epochs, base_batch_size : int
+        The estimator's settings for small tables.
+
+    Returns
+    -------
+    TrainingBudget
+    """
+    return TrainingBudget(
+        n_epochs=auto_n_epochs(n_rows, base_n_epochs) if n_epochs == "auto" else int(n_epochs),
+        batch_size=(
+            auto_batch_size(n_rows, base_batch_size) if batch_size == "auto" else int(batch_size)
+        ),
+        early_stopping=(
+            n_rows > SMALL_TABLE_ROWS if early_stopping == "auto" else bool(early_stopping)
+        ),
+    )

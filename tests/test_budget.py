@@ -1,0 +1,109 @@
+"""The training budget that fits the table, and the imputer's early-stopping signal."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from impute_dgm import FlowDensityEstimator, VAEClassifier, VAEImputer
+from impute_dgm.budget import (
+    MAX_BATCH_MULTIPLE,
+    ROWS_SEEN_EXPONENT,
+    SMALL_TABLE_ROWS,
+    auto_batch_size,
+    auto_n_epochs,
+    resolve_budget,
+)
+from impute_dgm.hidden_cells import HIDDEN_FRACTION, HiddenCellError
+
+
+@pytest.mark.parametrize("n_rows", [1, 50, 569, SMALL_TABLE_ROWS])
+def test_small_tables_train_as_before(n_rows):
+    budget = resolve_budget(n_rows, "auto", "auto", "auto", base_n_epochs=300, base_batch_size=64)
+    assert (budget.n_epochs, budget.batch_size, budget.early_stopping) == (300, 64, False)
+
+
+def test_rows_seen_grow_far_slower_than_the_table():
+    rows_seen = {n: n * auto_n_epochs(n, 300) for n in (10_000, 100_000, 1_000_000)}
+    for small, large in ((10_000, 100_000), (100_000, 1_000_000)):
+        exponent = np.log(rows_seen[large] / rows_seen[small]) / np.log(large / small)
+        # Epochs are whole numbers: the exponent is ROWS_SEEN_EXPONENT up to rounding up.
+        assert ROWS_SEEN_EXPONENT - 0.01 < exponent < ROWS_SEEN_EXPONENT + 0.05
+    # Fewer epochs as the table grows, but more rows seen in all.
+    assert auto_n_epochs(10_000, 300) > auto_n_epochs(100_000, 300) > auto_n_epochs(10**6, 300)
+    assert rows_seen[10**6] > rows_seen[100_000] > rows_seen[10_000] > 300 * SMALL_TABLE_ROWS
+
+
+def test_batch_doubles_when_the_table_quadruples_up_to_a_cap():
+    assert auto_batch_size(SMALL_TABLE_ROWS * 4 - 1, 64) == 64
+    assert auto_batch_size(SMALL_TABLE_ROWS * 4, 64) == 128
+    assert auto_batch_size(SMALL_TABLE_ROWS * 16, 64) == 256
+    assert auto_batch_size(10**12, 64) == 64 * MAX_BATCH_MULTIPLE
+
+
+def test_explicit_settings_are_kept():
+    budget = resolve_budget(10**6, 12, 32, False, base_n_epochs=300, base_batch_size=64)
+    assert (budget.n_epochs, budget.batch_size, budget.early_stopping) == (12, 32, False)
+    assert resolve_budget(10**6, "auto", "auto", "auto", base_n_epochs=300,
+                          base_batch_size=64).early_stopping  # fmt: skip
+
+
+def test_estimators_resolve_their_own_base_budget():
+    X = np.random.default_rng(0).normal(size=(40, 3))
+    imputer = VAEImputer(n_epochs=2, hidden_dims=(8,), random_state=0).fit(X)
+    assert (imputer.budget_.batch_size, imputer.budget_.early_stopping) == (64, False)
+    flow = FlowDensityEstimator(n_layers=2, hidden_dims=(8,), n_epochs=2, random_state=0).fit(X)
+    assert flow.budget_.batch_size == 128 and flow.budget_.early_stopping  # flows: True default
+    assert VAEClassifier()._budget(100).n_epochs == 100
+    assert VAEImputer()._budget(100).n_epochs == 300
+
+
+def test_hidden_cell_error_by_hand():
+    generator = torch.Generator().manual_seed(0)
+    x = torch.tensor(np.random.default_rng(1).normal(size=(400, 3)), dtype=torch.float64)
+    x[:, 2] = torch.tensor(np.random.default_rng(2).integers(0, 3, 400), dtype=torch.float64)
+    mask = torch.ones_like(x)
+    mask[::7, 0] = 0
+    categorical = torch.tensor([False, False, True])
+    seen = []
+
+    def impute_zeros(inputs, kept):
+        seen.append(kept.clone())
+        return torch.zeros_like(inputs)
+
+    signal = HiddenCellError(impute_zeros, categorical, generator)
+    error = signal((x, mask))
+    hidden = signal.hidden
+    # Only observed cells are hidden, about HIDDEN_FRACTION of them, and the imputation does
+    # not see them.
+    assert not (hidden & (mask == 0)).any()
+    assert abs(hidden.float().mean().item() - HIDDEN_FRACTION * mask.mean().item()) < 0.05
+    assert (seen[0][hidden] == 0).all()
+    observed = mask > 0
+    variance = [x[observed[:, j], j].var(unbiased=False) for j in range(2)]
+    per_cell = torch.stack(
+        [x[:, 0] ** 2 / variance[0], x[:, 1] ** 2 / variance[1], (x[:, 2] != 0).double()], 1
+    )
+    assert error == pytest.approx(per_cell[hidden].mean().item())
+    # The same cells on every call; a perfect imputation scores 0.
+    assert signal((x, mask)) == error
+    assert HiddenCellError(lambda inputs, kept: x, categorical, generator)((x, mask)) == 0.0
+
+
+def test_imputer_early_stopping_watches_hidden_cell_error():
+    """On a table with structure, the signal falls as the model learns it, and the fit keeps
+    the weights of its best epoch."""
+    rng = np.random.default_rng(0)
+    latent = rng.normal(size=(600, 2))
+    X = latent @ rng.normal(size=(2, 6)) + 0.1 * rng.normal(size=(600, 6))
+    X[rng.random(X.shape) < 0.2] = np.nan
+    imputer = VAEImputer(
+        n_epochs=40, hidden_dims=(32,), early_stopping=True, n_iter_no_change=40, random_state=0
+    ).fit(X)
+    losses = imputer.history_.validation_loss
+    assert len(losses) == 40
+    # Hidden cells of standardised columns: about 1 for a model that knows nothing, far less
+    # once the two-dimensional structure is learnt.
+    assert losses[0] > 0.3 and min(losses) < 0.5 * losses[0]
+    assert imputer.history_.best_epoch == int(np.argmin(losses))
