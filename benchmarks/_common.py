@@ -92,3 +92,17 @@ def finish(args, payload: dict) -> dict:
     path = write_json(args.output, payload, Path(args.results_dir))
     print(f"\nwrote {path}")
     return payload
+
+
+def nonlinear_table(n_rows: int, seed: int, n_features: int = 30, latent_dim: int = 5):
+    """A synthetic table with non-linear structure: a ``latent_dim``-dimensional Gaussian
+    latent through a fixed random network (one tanh layer of 64) to ``n_features`` columns,
+    plus noise of standard deviation 0.1. The network is the same for every seed (seed 12345);
+    ``seed`` draws the rows. float64, standardised columns."""
+    weights = np.random.default_rng(12345)
+    first = weights.normal(size=(latent_dim, 64)) / np.sqrt(latent_dim)
+    second = weights.normal(size=(64, n_features)) / np.sqrt(64)
+    rng = np.random.default_rng(seed)
+    X = np.tanh(rng.normal(size=(n_rows, latent_dim)) @ first) @ second
+    X += 0.1 * rng.normal(size=X.shape)
+    return (X - X.mean(0)) / X.std(0)

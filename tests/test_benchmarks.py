@@ -194,3 +194,14 @@ def test_images_benchmark_writes_figures_and_says_mnist_was_skipped(tmp_path, mo
             assert 0 < record["rmse"]["mean"] < 1
     assert (tmp_path / "images_digits_4x4_square.png").stat().st_size > 1000
     assert (tmp_path / "images_digits_50_MCAR.png").stat().st_size > 1000
+
+
+def test_early_stopping_benchmark_compares_both_signals(tmp_path, monkeypatch):
+    run_script("early_stopping.py", ["--quick", "--results-dir", str(tmp_path)], monkeypatch)
+    payload = json.loads((tmp_path / "early_stopping.json").read_text())
+    assert set(payload["runs"]) == {"breast_cancer/0", "nonlinear/0"}
+    for run in payload["runs"].values():
+        summary = run["summary"]
+        assert summary["best_rmse"] <= min(summary["bound_rmse"], summary["hidden_rmse"])
+        assert [r["epoch"] for r in run["records"]] == [2, 4]
+        assert all(r["hidden"] > 0 and math.isfinite(r["bound"]) for r in run["records"])
