@@ -1,7 +1,7 @@
 """Which held-out signal tracks imputation error? The early-stopping signal of VAEImputer.
 
-A tenth of the rows is held out; the imputer trains on the rest (fixed epochs, no early
-stopping) and every ``--every`` epochs three numbers are recorded:
+A tenth of the rows is held out; the imputer trains on the rest (the epochs of the automatic
+budget, no early stopping) and every ``--every`` epochs three numbers are recorded:
 
 - ``rmse``: RMSE of ``transform`` on the training rows' missing cells (what we care about,
   unknown in practice);
@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, environment, nonlinear_table, print_table, write_json  # noqa: E402
 
 from impute_dgm import VAEImputer  # noqa: E402
+from impute_dgm.budget import auto_n_epochs  # noqa: E402
 from impute_dgm.datasets import load_table  # noqa: E402
 from impute_dgm.hidden_cells import HIDDEN_FRACTION  # noqa: E402
 from impute_dgm.missingness import ampute  # noqa: E402
@@ -60,7 +61,9 @@ def trace(X: np.ndarray, seed: int, args) -> dict:
     hidden = observed & (rng.random(validation.shape) < HIDDEN_FRACTION)
     validation_hidden = np.where(hidden, np.nan, validation)
     records: list[dict] = []
-    params = {"n_epochs": 4, "hidden_dims": (16,)} if args.quick else {"n_epochs": args.epochs}
+    # The epochs n_epochs="auto" gives the training rows (300 up to 4,096 rows).
+    epochs = args.epochs or auto_n_epochs(len(train), 300)
+    params = {"n_epochs": 4, "hidden_dims": (16,)} if args.quick else {"n_epochs": epochs}
     imputer = VAEImputer(random_state=seed, early_stopping=False, n_eval_samples=100, **params)
     start = time.perf_counter()
 
@@ -94,7 +97,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--rows", type=int, default=10_000, help="rows of the synthetic table")
-    parser.add_argument("--epochs", type=int, default=300)
+    parser.add_argument("--epochs", type=int, default=None, help="default: the auto budget's")
     parser.add_argument("--every", type=int, default=5, help="epochs between checkpoints")
     parser.add_argument("--tables", nargs="*", default=list(TABLES), choices=list(TABLES))
     parser.add_argument("--threads", type=int, default=None, help="torch threads")
