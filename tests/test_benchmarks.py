@@ -205,3 +205,19 @@ def test_early_stopping_benchmark_compares_both_signals(tmp_path, monkeypatch):
         assert summary["best_rmse"] <= min(summary["bound_rmse"], summary["hidden_rmse"])
         assert [r["epoch"] for r in run["records"]] == [2, 4]
         assert all(r["hidden"] > 0 and math.isfinite(r["bound"]) for r in run["records"])
+
+
+def test_scaling_benchmark_measures_each_method_in_its_own_process(tmp_path, monkeypatch):
+    run_script(
+        "scaling.py", ["--quick", "--threads", "1", "--results-dir", str(tmp_path)], monkeypatch
+    )
+    payload = json.loads((tmp_path / "scaling.json").read_text())
+    for method, per_n in payload["results"].items():
+        assert set(per_n) == {"200", "400"}
+        for record in per_n.values():
+            assert record["status"] == "ok", (method, record)
+            assert record["peak_rss_mib"] > record["baseline_rss_mib"] > 0
+            assert 0 < record["rmse"] < 5 and record["transform_rows_per_second"] > 0
+        assert "200->400" in payload["growth_exponents"][method]
+    assert payload["results"]["VAEImputer"]["400"]["budget"]["batch_size"] == 64
+    assert [r["n_eval_samples"] for r in payload["eval_samples"]] == [50, 100, 200, 500, 1000]

@@ -1,0 +1,215 @@
+"""Scaling: fit time, transform throughput, peak memory and RMSE from 10 thousand to a million rows.
+
+Part 1, growth in n: the synthetic non-linear table of ``_common.nonlinear_table`` (a
+5-dimensional latent through a fixed random network to 30 columns, plus noise), 30% of its
+cells missing completely at random, n = ``--sizes``. Per method and n, in a fresh process (so
+that its peak resident memory is its own): fit seconds, transform rows per second, peak RSS
+(and its ratio to the float64 size of the table, also counting only what comes above the
+process's footprint after its imports: torch alone takes a few hundred MiB), RMSE on the
+missing cells. Methods: VAEImputer with its defaults (the automatic budget), IterativeImputer
+(BayesianRidge) and the missForest-style IterativeImputer (ExtraTrees); a run past
+``--timeout`` seconds is reported as such. The growth exponent of fit time,
+log(t2 / t1) / log(n2 / n1), between successive sizes.
+
+Part 2, imputation cost: one VAEImputer fit on breast cancer (50% MCAR), then ``transform``
+with n_eval_samples from 50 to 1000: rows per second and RMSE.
+
+Prints both tables and writes ``benchmarks/results/scaling.json``.
+
+    python benchmarks/scaling.py [--sizes 10000 100000 1000000] [--threads 2] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import RESULTS, environment, nonlinear_table, print_table, write_json  # noqa: E402
+
+METHODS = ("VAEImputer", "IterativeImputer (BayesianRidge)", "missForest-style")
+EVAL_SAMPLES = (50, 100, 200, 500, 1000)
+
+
+def make_imputer(method: str, seed: int, quick: bool):
+    from sklearn.ensemble import ExtraTreesRegressor
+    from sklearn.experimental import enable_iterative_imputer  # noqa: F401
+    from sklearn.impute import IterativeImputer
+
+    from impute_dgm import VAEImputer
+
+    if method == "VAEImputer":
+        params = {"n_epochs": 3, "hidden_dims": (16,)} if quick else {}
+        return VAEImputer(random_state=seed, **params)
+    if method == "IterativeImputer (BayesianRidge)":
+        return IterativeImputer(max_iter=3 if quick else 10, random_state=seed)
+    return IterativeImputer(
+        estimator=ExtraTreesRegressor(n_estimators=10 if quick else 100, random_state=seed),
+        max_iter=2 if quick else 10,
+        random_state=seed,
+    )
+
+
+def worker(method: str, n_rows: int, seed: int, quick: bool) -> dict:
+    """One fit and transform, run in its own process; returns its measurements."""
+    import resource
+
+    from impute_dgm.missingness import ampute
+
+    make_imputer(method, seed, quick)  # imports every library the fit needs
+    # What the interpreter, torch and scikit-learn take before there is any data.
+    baseline_bytes = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    X = nonlinear_table(n_rows, seed)
+    X_missing = ampute(X, 0.3, "mcar", random_state=seed)
+    missing = np.isnan(X_missing)
+    imputer = make_imputer(method, seed, quick)
+    start = time.perf_counter()
+    imputer.fit(X_missing)
+    fit_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    imputed = imputer.transform(X_missing)
+    transform_seconds = time.perf_counter() - start
+    peak_bytes = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
+    record = {
+        "fit_seconds": fit_seconds,
+        "transform_rows_per_second": n_rows / transform_seconds,
+        "peak_rss_mib": peak_bytes / 2**20,
+        "peak_rss_over_table": peak_bytes / X.nbytes,
+        "baseline_rss_mib": baseline_bytes / 2**20,
+        "peak_above_baseline_over_table": (peak_bytes - baseline_bytes) / X.nbytes,
+        "rmse": float(np.sqrt(np.mean((imputed[missing] - X[missing]) ** 2))),
+    }
+    budget = getattr(imputer, "budget_", None)
+    if budget is not None:
+        record["budget"] = {"n_epochs": budget.n_epochs, "batch_size": budget.batch_size,
+                            "early_stopping": budget.early_stopping,
+                            "epochs_run": imputer.n_epochs_}  # fmt: skip
+    return record
+
+
+def run_in_process(method: str, n_rows: int, args) -> dict:
+    command = [sys.executable, __file__, "--worker", method, str(n_rows), "--seed",
+               str(args.seed), "--threads", str(args.threads)]  # fmt: skip
+    if args.quick:
+        command.append("--quick")
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=args.timeout)
+    except subprocess.TimeoutExpired:
+        return {"status": f"> {args.timeout / 60:g} min"}
+    if done.returncode != 0:
+        return {"status": "failed", "error": done.stderr.strip().splitlines()[-1:]}
+    return {"status": "ok", **json.loads(done.stdout.strip().splitlines()[-1])}
+
+
+def growth_exponents(results: dict, sizes: list[int]) -> dict:
+    exponents = {}
+    for method, per_n in results.items():
+        for small, large in zip(sizes, sizes[1:], strict=False):
+            a, b = per_n.get(str(small), {}), per_n.get(str(large), {})
+            if a.get("status") == "ok" and b.get("status") == "ok":
+                ratio = np.log(b["fit_seconds"] / a["fit_seconds"]) / np.log(large / small)
+                exponents.setdefault(method, {})[f"{small}->{large}"] = float(ratio)
+    return exponents
+
+
+def eval_samples_study(args) -> list[dict]:
+    """Rows per second and RMSE of transform against n_eval_samples, one fit on breast cancer."""
+    import torch
+
+    from impute_dgm import VAEImputer
+    from impute_dgm.datasets import load_table
+    from impute_dgm.missingness import ampute
+
+    torch.set_num_threads(args.threads)
+    X = load_table("breast_cancer")[0].to_numpy(dtype=float)
+    X = (X - X.mean(0)) / X.std(0)
+    X_missing = ampute(X, 0.5, "mcar", random_state=args.seed)
+    missing = np.isnan(X_missing)
+    params = {"n_epochs": 3, "hidden_dims": (16,)} if args.quick else {}
+    imputer = VAEImputer(random_state=args.seed, **params).fit(X_missing)
+    rows = []
+    for n_samples in EVAL_SAMPLES:
+        imputer.set_params(n_eval_samples=n_samples)
+        repeats = 3
+        start = time.perf_counter()
+        for _ in range(repeats):
+            imputed = imputer.transform(X_missing)
+        seconds = (time.perf_counter() - start) / repeats
+        rmse = float(np.sqrt(np.mean((imputed[missing] - X[missing]) ** 2)))
+        rows.append({"n_eval_samples": n_samples, "rows_per_second": len(X) / seconds,
+                     "rmse": rmse})  # fmt: skip
+    return rows
+
+
+def main(argv: list[str] | None = None) -> dict | None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--methods", nargs="*", default=list(METHODS), choices=list(METHODS))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2, help="torch threads per process")
+    parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per fit")
+    parser.add_argument("--skip-eval-samples", action="store_true")
+    parser.add_argument("--worker", nargs=2, metavar=("METHOD", "N"), help=argparse.SUPPRESS)
+    parser.add_argument("--output", default="scaling.json")
+    parser.add_argument("--quick", action="store_true", help="tiny settings, for smoke tests")
+    parser.add_argument("--results-dir", default=str(RESULTS))
+    args = parser.parse_args(argv)
+    if args.worker:
+        import torch
+
+        torch.set_num_threads(args.threads)
+        record = worker(args.worker[0], int(args.worker[1]), args.seed, args.quick)
+        print(json.dumps(record))
+        return None
+    if args.quick:
+        args.sizes = [200, 400]
+    results: dict = {method: {} for method in args.methods}
+    rows = []
+    for n_rows in args.sizes:
+        for method in args.methods:
+            record = run_in_process(method, n_rows, args)
+            results[method][str(n_rows)] = record
+            ok = record["status"] == "ok"
+            rows.append({
+                "method": method, "n": f"{n_rows:,}",
+                "fit": f"{record['fit_seconds']:.1f}" if ok else record["status"],
+                "rate": f"{record['transform_rows_per_second']:,.0f}" if ok else "",
+                "rss": (f"{record['peak_rss_mib']:,.0f} ({record['peak_rss_over_table']:.1f}x; "
+                        f"{record['peak_above_baseline_over_table']:.1f}x above imports)"
+                        if ok else ""),
+                "rmse": f"{record['rmse']:.4f}" if ok else "",
+            })  # fmt: skip
+            print(rows[-1], flush=True)
+    exponents = growth_exponents(results, args.sizes)
+    print("\nSynthetic non-linear table, 30 columns, 30% MCAR\n")
+    print_table(rows, [("method", "method"), ("n", "rows"), ("fit", "fit s"),
+                       ("rate", "transform rows/s"),
+                       ("rss", "peak RSS MiB (x float64 table)"),
+                       ("rmse", "RMSE")])  # fmt: skip
+    print("\nGrowth exponent of fit time in n:", json.dumps(exponents, indent=1))
+    eval_rows = [] if args.skip_eval_samples else eval_samples_study(args)
+    if eval_rows:
+        print("\nVAEImputer.transform on breast cancer (50% MCAR) against n_eval_samples\n")
+        print_table(
+            [{k: f"{v:,.4f}" if k == "rmse" else f"{v:,.0f}" for k, v in r.items()}
+             for r in eval_rows],
+            [("n_eval_samples", "n_eval_samples"), ("rows_per_second", "rows/s"),
+             ("rmse", "RMSE")],
+        )  # fmt: skip
+    payload = {"benchmark": "scaling", "quick": args.quick, "environment": environment(),
+               "design": {"sizes": args.sizes, "seed": args.seed, "threads": args.threads,
+                          "timeout": args.timeout, "missing": "30% MCAR", "columns": 30},
+               "results": results, "growth_exponents": exponents,
+               "eval_samples": eval_rows}  # fmt: skip
+    print(f"\nwrote {write_json(args.output, payload, Path(args.results_dir))}")
+    return payload
+
+
+if __name__ == "__main__":
+    main()
