@@ -295,7 +295,8 @@ class BaseVAE(BaseTorchEstimator):
         -------
         self
         """
-        _, X_model = self._encode(X, reset=True)
+        # Only the model units are kept: the checked copy of X is dropped at once (memory).
+        X_model = self._encode(X, reset=True)[1]
         random_state, device, data = self._initialise_model(X_model)
         del X_model  # the tensors hold the table now
         noise_dim, n_importance = self.model_.noise_dim, self.n_importance
@@ -328,12 +329,15 @@ class BaseVAE(BaseTorchEstimator):
         return evaluate
 
     # --- evaluation --------------------------------------------------------------------
-    def _evaluate_rows(self, X: np.ndarray, compute, n_samples: int | None = None) -> list:
-        """Run ``compute(model, x, mask, noise)`` over row chunks of model-unit ``X`` with
-        shared noise draws.
+    def _evaluate_rows(
+        self, X: np.ndarray, compute, n_samples: int | None = None, rows: np.ndarray | None = None
+    ) -> list:
+        """Run ``compute(model, x, mask, noise)`` over row chunks of model-unit ``X`` (only
+        ``rows`` of it, when given) with shared noise draws.
 
         The same standard-normal draws serve every row (common random numbers), so a row's
         result does not depend on which other rows share its batch, and repeated calls agree.
+        Tensors are made one chunk at a time: memory beyond ``X`` stays that of a chunk.
         """
         device = self._runtime_device()
         model, dtype = self._evaluation_model(device)
@@ -344,11 +348,12 @@ class BaseVAE(BaseTorchEstimator):
         ).to(dtype)
         width = max(model.likelihood.decoder_width(self.n_features_in_), *self.hidden_dims, 1)
         rows_per_chunk = (1 << 22) // (n_samples * width)
-        x_all, mask_all = self._to_tensors(X, device, dtype)
+        rows = np.arange(X.shape[0]) if rows is None else rows
         results = []
         with torch.no_grad():
-            for rows in self._row_chunks(X.shape[0], rows_per_chunk):
-                results.append(compute(model, x_all[rows], mask_all[rows], noise))
+            for chunk in self._row_chunks(len(rows), rows_per_chunk):
+                x, mask = self._to_tensors(X[rows[chunk]], device, dtype)
+                results.append(compute(model, x, mask, noise))
         return results
 
     def score_samples(self, X) -> np.ndarray:

@@ -177,9 +177,10 @@ class VAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseVAE):
         rows = np.flatnonzero(missing.any(axis=1))
         if rows.size:
             parts = self._evaluate_rows(
-                X_model[rows],
+                X_model,
                 lambda *args: compute(*args).cpu().numpy(),
                 n_samples=n_samples,
+                rows=rows,
             )
             values[rows] = np.concatenate(parts).astype(np.float64)
         # decode() replaces a non-finite value (only a diverged model gives one) by the
