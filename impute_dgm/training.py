@@ -1,7 +1,10 @@
 """The one training loop: mini-batches, Adam, early stopping on held-out rows, progress, callbacks.
 
 Every estimator hands the :class:`Trainer` a model, a loss (a callable on a mini-batch) and
-its data tensors; the loop knows nothing about VAEs or flows.
+its data tensors; the loop knows nothing about VAEs or flows. Run in a process of an
+initialised ``torch.distributed`` group (e.g. under ``TorchDistributor``, see
+:mod:`impute_dgm.integrations.spark`), the same loop trains data-parallel: each rank its share
+of the rows, the loss behind ``DistributedDataParallel`` so that gradients are all-reduced.
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import torch
-from torch import nn
+from torch import distributed, nn
+from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 
@@ -26,6 +30,49 @@ class Callback(Protocol):
 
 Loss = Callable[[Sequence[torch.Tensor], torch.Generator], torch.Tensor]
 Evaluate = Callable[[Sequence[torch.Tensor]], float]
+
+
+def process_group() -> tuple[int, int]:
+    """(rank, world size) of this process: (0, 1) outside an initialised process group."""
+    if distributed.is_available() and distributed.is_initialized():
+        return distributed.get_rank(), distributed.get_world_size()
+    return 0, 1
+
+
+class _LossModule(nn.Module):
+    """The model with its loss as ``forward``: what ``DistributedDataParallel`` wraps, so that
+    every parameter the loss reaches has its gradient all-reduced."""
+
+    def __init__(self, model: nn.Module, loss: Loss) -> None:
+        super().__init__()
+        self.model = model
+        self.loss = loss
+
+    def forward(self, batch: Sequence[torch.Tensor], generator: torch.Generator) -> torch.Tensor:
+        return self.loss(batch, generator)
+
+
+def _shard(
+    train_data: Sequence[torch.Tensor], generator: torch.Generator, rank: int, world: int
+) -> list[torch.Tensor]:
+    """This rank's rows: equal shares of one permutation (every rank draws the same one from
+    the same seed), so that every rank takes the same number of steps."""
+    n_rows = train_data[0].shape[0]
+    order = torch.randperm(n_rows, generator=generator, device=generator.device)
+    share = n_rows // world
+    if share == 0:
+        raise ValueError(f"{n_rows} training rows cannot be shared among {world} processes.")
+    mine = order[rank * share : (rank + 1) * share]
+    return [tensor[mine] for tensor in train_data]
+
+
+def _agreed(value: float, world: int, device: torch.device) -> float:
+    """Rank 0's value on every rank (early stopping is decided once for all)."""
+    if world == 1:
+        return value
+    tensor = torch.tensor([value], dtype=torch.float64, device=device)
+    distributed.broadcast(tensor, src=0)
+    return float(tensor.item())
 
 
 @dataclass
@@ -126,8 +173,20 @@ class Trainer:
         history = TrainingHistory()
         start = time.perf_counter()
         optimizer = torch.optim.Adam(model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        rank, world = process_group()
+        batch_size = self.batch_size
+        step_loss = loss
+        if world > 1:
+            train_data = _shard(train_data, generator, rank, world)
+            # The same rows per step in all as one process would take, split among the ranks.
+            batch_size = max(1, self.batch_size // world)
+            generator = torch.Generator(generator.device).manual_seed(
+                generator.initial_seed() + 7919 * rank
+            )
+            step_loss = DistributedDataParallel(_LossModule(model, loss))
         n_rows = train_data[0].shape[0]
-        batch_size = max(1, min(self.batch_size, n_rows))
+        device = train_data[0].device
+        batch_size = max(1, min(batch_size, n_rows))
         n_batches = math.ceil(n_rows / batch_size)
         scheduler = None
         if self.lr_schedule == "cosine":
@@ -139,29 +198,37 @@ class Trainer:
         use_validation = validation_data is not None and evaluate is not None
         best_loss, best_state, epochs_without_improvement = math.inf, None, 0
         progress = tqdm(
-            range(self.n_epochs), desc=self.description, disable=self.verbose < 1, leave=False
+            range(self.n_epochs),
+            desc=self.description,
+            disable=self.verbose < 1 or rank > 0,
+            leave=False,
         )
         for epoch in progress:
             if self.on_epoch_start is not None:
                 self.on_epoch_start(epoch)
             model.train()
             order = torch.randperm(n_rows, generator=generator, device=generator.device)
-            total = 0.0
+            total = torch.zeros((), dtype=torch.float64, device=device)
             for b in range(n_batches):
                 index = order[b * batch_size : (b + 1) * batch_size]
-                batch_loss = loss([tensor[index] for tensor in train_data], generator)
+                batch_loss = step_loss([tensor[index] for tensor in train_data], generator)
                 optimizer.zero_grad(set_to_none=True)
                 batch_loss.backward()
                 optimizer.step()
                 if scheduler is not None:
                     scheduler.step()
-                total += float(batch_loss.detach()) * len(index)
-            logs = {"train_loss": total / n_rows}
+                # Summed on the device: no host round trip per step.
+                total += batch_loss.detach().to(total.dtype) * len(index)
+            if world > 1:
+                distributed.all_reduce(total)
+            logs = {"train_loss": float(total) / (n_rows * world)}
             history.train_loss.append(logs["train_loss"])
             if use_validation:
                 model.eval()
                 with torch.no_grad():
-                    logs["validation_loss"] = float(evaluate(validation_data))
+                    logs["validation_loss"] = _agreed(
+                        float(evaluate(validation_data)), world, device
+                    )
                 history.validation_loss.append(logs["validation_loss"])
                 if epoch < self.warmup_epochs:
                     pass  # the loss is still being annealed: neither a best nor patience
@@ -171,7 +238,7 @@ class Trainer:
                     history.best_epoch = epoch
                 else:
                     epochs_without_improvement += 1
-            for callback in self.callbacks:
+            for callback in self.callbacks if rank == 0 else ():
                 callback(epoch, logs)
             progress.set_postfix({k: f"{v:.4g}" for k, v in logs.items()}, refresh=False)
             if not all(math.isfinite(v) for v in logs.values()):
