@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 
@@ -23,6 +22,7 @@ from sklearn.datasets import load_breast_cancer, load_digits  # noqa: E402
 from sklearn.linear_model import LogisticRegression  # noqa: E402
 from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
+from sparkutil import spark_session  # noqa: E402
 
 from impute_dgm import FlowDensityEstimator, VAEEmbedder, VAEImputer  # noqa: E402
 from impute_dgm.integrations.mlflow import (  # noqa: E402
@@ -282,28 +282,9 @@ def test_mixed_table_model_keeps_its_dtypes_through_pyfunc_and_serving(
         model.predict(unseen)
 
 
-def _spark_session():
-    pyspark = pytest.importorskip("pyspark", reason="Spark needs the optional [spark] extra")
-    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
-        pytest.skip("Spark needs Java (no java on PATH, no JAVA_HOME)")
-    from pyspark.sql import SparkSession
-
-    del pyspark
-    # Spark's Python workers must be this interpreter (with impute_dgm), not `python3` on PATH.
-    os.environ["PYSPARK_PYTHON"] = sys.executable
-    os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
-    return (
-        SparkSession.builder.master("local[2]")
-        .appName("impute-dgm-test")
-        .config("spark.ui.enabled", "false")
-        .config("spark.sql.shuffle.partitions", "2")
-        .getOrCreate()
-    )
-
-
 @pytest.mark.filterwarnings("ignore::FutureWarning")  # pyspark on pandas 3
 def test_spark_udf_imputes_like_the_process(store, champion):
-    spark = _spark_session()
+    spark = spark_session()
     try:
         from pyspark.sql.functions import col, struct
 
