@@ -187,12 +187,13 @@ def main(argv: list[str] | None = None) -> dict | None:
             })  # fmt: skip
             print(rows[-1], flush=True)
     exponents = growth_exponents(results, args.sizes)
-    print("\nSynthetic non-linear table, 30 columns, 30% MCAR\n")
-    print_table(rows, [("method", "method"), ("n", "rows"), ("fit", "fit s"),
-                       ("rate", "transform rows/s"),
-                       ("rss", "peak RSS MiB (x float64 table)"),
-                       ("rmse", "RMSE")])  # fmt: skip
-    print("\nGrowth exponent of fit time in n:", json.dumps(exponents, indent=1))
+    if rows:
+        print("\nSynthetic non-linear table, 30 columns, 30% MCAR\n")
+        print_table(rows, [("method", "method"), ("n", "rows"), ("fit", "fit s"),
+                           ("rate", "transform rows/s"),
+                           ("rss", "peak RSS MiB (x float64 table)"),
+                           ("rmse", "RMSE")])  # fmt: skip
+        print("\nGrowth exponent of fit time in n:", json.dumps(exponents, indent=1))
     eval_rows = [] if args.skip_eval_samples else eval_samples_study(args)
     if eval_rows:
         print("\nVAEImputer.transform on breast cancer (50% MCAR) against n_eval_samples\n")

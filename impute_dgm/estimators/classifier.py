@@ -275,7 +275,7 @@ if VAEClassifier.__doc__:  # absent under python -OO
     # decoder pass per class and importance sample.
     for _old, _new in (
         ("n_importance : int, default=20", "n_importance : int, default=1"),
-        ("n_eval_samples : int, default=1000", "n_eval_samples : int, default=100"),
+        ("n_eval_samples : int, default=500", "n_eval_samples : int, default=100"),
         ("300 up to 4,096 rows", "100 up to 4,096 rows"),
     ):
         VAEClassifier.__doc__ = VAEClassifier.__doc__.replace(_old, _new)

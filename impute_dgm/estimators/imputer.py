@@ -94,7 +94,7 @@ class VAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseVAE):
         n_components: int = 10,
         n_importance: int = 20,
         kl_warmup: int = 0,
-        n_eval_samples: int = 1000,
+        n_eval_samples: int = 500,
         mask_input: bool = True,
         n_epochs: int | str = "auto",
         batch_size: int | str = "auto",
