@@ -34,7 +34,7 @@ from sklearn.impute import IterativeImputer
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, environment, print_table, write_json  # noqa: E402
 
-from impute_dgm import VAEImputer  # noqa: E402
+from impute_dgm import BootstrapImputer, VAEImputer  # noqa: E402
 from impute_dgm.missingness import ampute  # noqa: E402
 from impute_dgm.pooling import pool  # noqa: E402
 
@@ -83,15 +83,12 @@ def vae_draws(data, seed, m, vae_params, n_proposals, bootstrap) -> list[np.ndar
         return imputer.sample_imputations(
             data, n_imputations=m, random_state=seed, n_proposals=n_proposals
         )
-    rng = np.random.default_rng(seed)
-    draws = []
-    for b in range(bootstrap):
-        rows = rng.integers(0, len(data), len(data))
-        imputer = VAEImputer(random_state=seed * 100 + b, **vae_params).fit(data[rows])
-        draws += imputer.sample_imputations(
-            data, n_imputations=m // bootstrap, random_state=seed * 100 + b, n_proposals=n_proposals
-        )
-    return draws
+    imputer = BootstrapImputer(
+        VAEImputer(**vae_params), n_bootstrap=bootstrap, random_state=seed
+    ).fit(data)
+    return imputer.sample_imputations(
+        data, n_imputations=m, random_state=seed, n_proposals=n_proposals
+    )
 
 
 def run_methods(data, y, seed, m, vae_params, args) -> dict[str, tuple[float, float, float]]:

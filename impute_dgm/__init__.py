@@ -4,6 +4,7 @@ Public estimators live at the top level; building blocks in the sub-packages.
 """
 
 from impute_dgm.estimators import (
+    BootstrapImputer,
     EmbedThenClassify,
     FlowDensityEstimator,
     VAEClassifier,
@@ -12,6 +13,7 @@ from impute_dgm.estimators import (
 )
 
 __all__ = [
+    "BootstrapImputer",
     "EmbedThenClassify",
     "FlowDensityEstimator",
     "VAEClassifier",

@@ -3,6 +3,7 @@
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from impute_dgm import (
+    BootstrapImputer,
     EmbedThenClassify,
     FlowDensityEstimator,
     VAEClassifier,
@@ -28,6 +29,7 @@ FAST_VAMP_EMBEDDER = VAEEmbedder(
     n_components=3,
     random_state=0,
 )
+FAST_BOOTSTRAP = BootstrapImputer(FAST_IMPUTER, n_bootstrap=2, random_state=0)
 FAST_FLOW = FlowDensityEstimator(n_layers=2, hidden_dims=(8,), n_epochs=2, random_state=0)
 # Classifiers must also learn the checks' easy blobs (accuracy > 0.83): a few more epochs.
 FAST_CLASSIFIER = VAEClassifier(
@@ -52,7 +54,15 @@ def expected_failures(estimator) -> dict[str, str]:
 
 
 @parametrize_with_checks(
-    [FAST_IMPUTER, FAST_EMBEDDER, FAST_VAMP_EMBEDDER, FAST_FLOW, FAST_CLASSIFIER, FAST_M1],
+    [
+        FAST_IMPUTER,
+        FAST_BOOTSTRAP,
+        FAST_EMBEDDER,
+        FAST_VAMP_EMBEDDER,
+        FAST_FLOW,
+        FAST_CLASSIFIER,
+        FAST_M1,
+    ],
     expected_failed_checks=expected_failures,
 )
 def test_sklearn_compatible_estimator(estimator, check):

@@ -1,5 +1,6 @@
 """scikit-learn estimators."""
 
+from impute_dgm.estimators.bootstrap import BootstrapImputer
 from impute_dgm.estimators.classifier import VAEClassifier
 from impute_dgm.estimators.embedder import VAEEmbedder
 from impute_dgm.estimators.flow import FlowDensityEstimator
@@ -7,6 +8,7 @@ from impute_dgm.estimators.imputer import VAEImputer
 from impute_dgm.estimators.semi_supervised import EmbedThenClassify
 
 __all__ = [
+    "BootstrapImputer",
     "EmbedThenClassify",
     "FlowDensityEstimator",
     "VAEClassifier",

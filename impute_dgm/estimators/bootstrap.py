@@ -1,0 +1,190 @@
+"""Multiple imputation that carries the uncertainty of the fit: imputers fitted on bootstrap
+resamples of the rows."""
+
+from __future__ import annotations
+
+from numbers import Integral
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin, _fit_context, clone
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import HasMethods, Interval, validate_params
+from sklearn.utils.validation import _num_samples, check_is_fitted
+
+from impute_dgm._device import draw_seed
+from impute_dgm.estimators.imputer import VAEImputer
+
+
+class BootstrapImputer(TransformerMixin, BaseEstimator):
+    """An imputer fitted on ``n_bootstrap`` bootstrap resamples of the rows.
+
+    One fitted model draws imputations from p(x_miss | x_obs, theta_hat): the spread of its
+    draws ignores that theta_hat itself is uncertain, so intervals pooled by Rubin's rules are
+    too narrow once the model fits well ("improper" multiple imputation, Rubin 1987). Fitting
+    on bootstrap resamples and drawing from each fit in turn puts that uncertainty into the
+    draws (the bootstrap form of proper multiple imputation; Little & Rubin, 2019, §10.2.3).
+    In the coverage study (``benchmarks/multiple_imputation.py``) a VAEImputer trained for 1000
+    epochs covered in 0.83 of replications alone and in 0.92 with four bootstrap fits.
+
+    Parameters
+    ----------
+    estimator : imputer with ``sample_imputations``, default=None
+        What is fitted on each resample (cloned; its ``random_state`` set per fit when it has
+        one). None means ``VAEImputer()``.
+    n_bootstrap : int, default=4
+        Bootstrap fits. Each costs a fit: ``n_imputations`` should be a multiple of it.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the resamples and the fits' seeds.
+
+    Attributes
+    ----------
+    estimators_ : list of fitted estimators
+        One per resample.
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        When fitted on a DataFrame with string column names.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from impute_dgm import BootstrapImputer, VAEImputer
+    >>> X = np.random.default_rng(0).normal(size=(60, 3))
+    >>> X[::4, 1] = np.nan
+    >>> imputer = BootstrapImputer(VAEImputer(n_epochs=5), n_bootstrap=2, random_state=0).fit(X)
+    >>> draws = imputer.sample_imputations(X, n_imputations=4, random_state=0)
+    >>> len(draws), bool(np.isnan(draws[0]).any())
+    (4, False)
+    """
+
+    _parameter_constraints: dict = {
+        "estimator": [HasMethods(["fit", "transform", "sample_imputations"]), None],
+        "n_bootstrap": [Interval(Integral, 1, None, closed="left")],
+        "random_state": ["random_state"],
+    }
+
+    def __init__(self, estimator=None, *, n_bootstrap: int = 4, random_state=None) -> None:
+        self.estimator = estimator
+        self.n_bootstrap = n_bootstrap
+        self.random_state = random_state
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        return tags
+
+    @_fit_context(prefer_skip_nested_validation=False)
+    def fit(self, X, y=None):
+        """Fit one clone of ``estimator`` per bootstrap resample of the rows of ``X``.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+            Data with missing values.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self
+        """
+        template = VAEImputer() if self.estimator is None else self.estimator
+        random_state = check_random_state(self.random_state)
+        # The first fit sees every row: it validates X (names, kinds, all-missing columns)
+        # with the estimator's own messages before any resample can hide a problem.
+        self.estimators_ = [self._fit_one(template, X, None, random_state)]
+        n_rows = _num_samples(X)
+        for _ in range(self.n_bootstrap - 1):
+            self.estimators_.append(self._fit_one(template, X, n_rows, random_state))
+        first = self.estimators_[0]
+        self.n_features_in_ = first.n_features_in_
+        if hasattr(first, "feature_names_in_"):
+            self.feature_names_in_ = first.feature_names_in_
+        return self
+
+    @staticmethod
+    def _fit_one(template, X, n_rows: int | None, random_state: np.random.RandomState):
+        """A clone fitted on a resample of X's rows (all of them when ``n_rows`` is None)."""
+        estimator = clone(template)
+        if "random_state" in estimator.get_params():
+            estimator.set_params(random_state=draw_seed(random_state))
+        if n_rows is None:
+            return estimator.fit(X)
+        table = X if isinstance(X, pd.DataFrame) else np.asarray(X)
+        observed = ~pd.isna(table).to_numpy() if hasattr(table, "iloc") else ~pd.isna(table)
+        for _ in range(100):
+            rows = random_state.randint(0, n_rows, n_rows)
+            # A resample must keep a value in every column (the imputer refuses one without).
+            if observed[rows].any(axis=0).all():
+                break
+        resample = table.iloc[rows] if isinstance(table, pd.DataFrame) else table[rows]
+        return estimator.fit(resample)
+
+    def transform(self, X):
+        """The members' imputations combined: the mean for numbers, the most frequent value
+        for categories and flags. Observed cells are returned unchanged.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+
+        Returns
+        -------
+        X_imputed : ndarray or DataFrame, as the estimator returns it
+        """
+        check_is_fitted(self)
+        outputs = [estimator.transform(X) for estimator in self.estimators_]
+        if not isinstance(outputs[0], pd.DataFrame):
+            combined = np.mean(outputs, axis=0)
+            X_array = np.asarray(X, dtype=float)
+            observed = ~np.isnan(X_array)
+            combined[observed] = X_array[observed]
+            return combined
+        combined = outputs[0].copy()
+        for name in combined.columns:
+            column = pd.concat([output[name] for output in outputs], axis=1)
+            missing = X[name].isna().to_numpy()
+            if pd.api.types.is_float_dtype(combined[name]):
+                values = column.mean(axis=1)
+            else:
+                values = column.mode(axis=1)[0].astype(combined[name].dtype)
+            combined.loc[missing, name] = values[missing]
+        return combined
+
+    @validate_params(
+        {
+            "n_imputations": [Interval(Integral, 1, None, closed="left")],
+            "random_state": ["random_state"],
+        },
+        prefer_skip_nested_validation=True,
+    )
+    def sample_imputations(self, X, n_imputations: int = 4, random_state=None, **kwargs) -> list:
+        """Draw completed tables, in turn from each bootstrap fit.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+        n_imputations : int, default=4
+            Completed tables; imputation i comes from fit ``i % n_bootstrap``.
+        random_state : int, RandomState instance or None, default=None
+            Seeds the draws; an int gives the same tables on every call.
+        **kwargs
+            Passed to the members' ``sample_imputations`` (e.g. ``n_proposals``).
+
+        Returns
+        -------
+        imputations : list of ndarray or DataFrame
+        """
+        check_is_fitted(self)
+        random_state = check_random_state(random_state)
+        counts = np.bincount(np.arange(n_imputations) % len(self.estimators_))
+        per_fit = [
+            estimator.sample_imputations(
+                X, n_imputations=int(count), random_state=draw_seed(random_state), **kwargs
+            )
+            if count
+            else []
+            for estimator, count in zip(self.estimators_, counts, strict=False)
+        ]
+        # Interleave, so that the first k tables come from k different fits.
+        return [per_fit[i % len(per_fit)][i // len(per_fit)] for i in range(n_imputations)]

@@ -1,0 +1,92 @@
+"""BootstrapImputer: imputers fitted on bootstrap resamples, drawn from in turn."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from impute_dgm import BootstrapImputer, VAEImputer
+
+SMALL = {"hidden_dims": (16,), "latent_dim": 2, "n_epochs": 10, "n_eval_samples": 50}
+
+
+@pytest.fixture(scope="module")
+def table():
+    rng = np.random.default_rng(0)
+    latent = rng.normal(size=(150, 1))
+    X = latent @ rng.normal(size=(1, 4)) + 0.3 * rng.normal(size=(150, 4))
+    X_missing = X.copy()
+    X_missing[rng.random(X.shape) < 0.25] = np.nan
+    X_missing[0] = X[0]
+    return X, X_missing
+
+
+@pytest.fixture(scope="module")
+def fitted(table):
+    return BootstrapImputer(VAEImputer(**SMALL), n_bootstrap=3, random_state=0).fit(table[1])
+
+
+def test_each_fit_sees_its_own_resample(fitted, table):
+    assert len(fitted.estimators_) == 3
+    seeds = {member.random_state for member in fitted.estimators_}
+    assert len(seeds) == 3  # every fit has its own seed
+    # Different resamples and seeds give different models: their imputations differ.
+    first, second = (member.transform(table[1]) for member in fitted.estimators_[:2])
+    missing = np.isnan(table[1])
+    assert np.abs(first[missing] - second[missing]).mean() > 1e-3
+
+
+def test_draws_come_from_every_fit_in_turn(fitted, table):
+    X_missing = table[1]
+    draws = fitted.sample_imputations(X_missing, n_imputations=6, random_state=1)
+    observed = ~np.isnan(X_missing)
+    for draw in draws:
+        assert np.array_equal(draw[observed], X_missing[observed])
+        assert np.isfinite(draw).all()
+    # Draw i comes from fit i % 3, seeded from random_state: the same call repeats them.
+    again = fitted.sample_imputations(X_missing, n_imputations=6, random_state=1)
+    assert all(np.array_equal(a, b) for a, b in zip(draws, again, strict=True))
+    missing = ~observed
+    assert len({round(float(draw[missing].sum()), 6) for draw in draws}) == 6
+
+
+def test_transform_is_the_mean_of_the_fits(fitted, table):
+    X_missing = table[1]
+    combined = fitted.transform(X_missing)
+    members = np.mean([member.transform(X_missing) for member in fitted.estimators_], axis=0)
+    observed = ~np.isnan(X_missing)
+    assert np.array_equal(combined[observed], X_missing[observed])
+    np.testing.assert_allclose(combined[~observed], members[~observed])
+
+
+def test_mixed_tables_keep_their_dtypes():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=120)
+    frame = pd.DataFrame(
+        {"x": x, "y": 2 * x + 0.1 * rng.normal(size=120),
+         "kind": pd.Categorical(np.where(x > 0, "high", "low"))}
+    )  # fmt: skip
+    frame.loc[::5, "x"] = np.nan
+    frame.loc[1::7, "kind"] = np.nan
+    imputer = BootstrapImputer(VAEImputer(**SMALL), n_bootstrap=2, random_state=0).fit(frame)
+    filled = imputer.transform(frame)
+    pd.testing.assert_series_equal(filled.dtypes, frame.dtypes)
+    assert not filled.isna().any().any()
+    kept = frame.notna()
+    assert (filled[kept["kind"]]["kind"] == frame[kept["kind"]]["kind"]).all()
+    draws = imputer.sample_imputations(frame, n_imputations=2, random_state=0)
+    assert all(list(draw.dtypes) == list(frame.dtypes) for draw in draws)
+
+
+def test_same_random_state_same_fits(table):
+    a = BootstrapImputer(VAEImputer(**SMALL), n_bootstrap=2, random_state=5).fit(table[1])
+    b = BootstrapImputer(VAEImputer(**SMALL), n_bootstrap=2, random_state=5).fit(table[1])
+    np.testing.assert_array_equal(a.transform(table[1]), b.transform(table[1]))
+
+
+def test_bad_input_gets_the_imputers_message(table):
+    X = table[1].copy()
+    X[:, 2] = np.nan
+    with pytest.raises(ValueError, match="no observed value|entirely missing|all missing"):
+        BootstrapImputer(VAEImputer(**SMALL), n_bootstrap=2).fit(X)
