@@ -90,3 +90,14 @@ def test_bad_input_gets_the_imputers_message(table):
     X[:, 2] = np.nan
     with pytest.raises(ValueError, match="no observed value|entirely missing|all missing"):
         BootstrapImputer(VAEImputer(**SMALL), n_bootstrap=2).fit(X)
+
+
+def test_round_trip_through_save_and_load(fitted, table, tmp_path):
+    from impute_dgm.persistence import load_estimator, save_estimator
+
+    save_estimator(fitted, tmp_path / "model")
+    loaded = load_estimator(tmp_path / "model")
+    np.testing.assert_array_equal(loaded.transform(table[1]), fitted.transform(table[1]))
+    a = loaded.sample_imputations(table[1], n_imputations=3, random_state=0)
+    b = fitted.sample_imputations(table[1], n_imputations=3, random_state=0)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
