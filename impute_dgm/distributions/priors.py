@@ -21,6 +21,8 @@ from torch.distributions import (
 )
 from torch.nn.functional import softplus
 
+from impute_dgm.flows import StandardNormal, make_tabular_flow
+
 
 class Prior(nn.Module):
     """A learnable or fixed prior p(z); ``forward()`` returns the distribution over R^latent_dim.
@@ -42,18 +44,12 @@ class Prior(nn.Module):
         """Called once before training with the (scaled, zero-filled) training rows."""
 
 
-class StandardNormalPrior(Prior):
+class StandardNormalPrior(StandardNormal, Prior):
     """The standard Gaussian prior N(0, I)."""
 
     def __init__(self, latent_dim: int) -> None:
-        super().__init__()
+        super().__init__(latent_dim)
         self.latent_dim = latent_dim
-        # Buffers, so the prior moves with .to(device) and is saved in the state_dict.
-        self.register_buffer("loc", torch.zeros(latent_dim))
-        self.register_buffer("scale", torch.ones(latent_dim))
-
-    def forward(self) -> Distribution:
-        return Independent(Normal(self.loc, self.scale, validate_args=False), 1)
 
 
 _SOFTPLUS_INVERSE_OF_ONE = math.log(math.e - 1)
@@ -158,8 +154,6 @@ class FlowPrior(Prior):
         self, latent_dim: int, n_layers: int = 4, hidden_dims: Sequence[int] = (64, 64)
     ) -> None:
         super().__init__()
-        from impute_dgm.flows import make_tabular_flow
-
         self.latent_dim = latent_dim
         self.flow = make_tabular_flow(latent_dim, n_layers, tuple(hidden_dims))
 

@@ -1,6 +1,12 @@
 """Normalising-flow building blocks: RealNVP couplings, masks, multi-scale, dequantisation."""
 
-from impute_dgm.flows.base import Flow, FlowDistribution, FlowLayer, LayerTransform
+from impute_dgm.flows.base import (
+    Flow,
+    FlowDistribution,
+    FlowLayer,
+    LayerTransform,
+    StandardNormal,
+)
 from impute_dgm.flows.builders import make_image_flow, make_tabular_flow
 from impute_dgm.flows.coupling import AffineCoupling, MaskedAffineCoupling
 from impute_dgm.flows.layers import (
@@ -17,6 +23,7 @@ from impute_dgm.flows.masks import alternating_mask, channel_mask, checkerboard_
 from impute_dgm.flows.multiscale import MultiScale
 
 __all__ = [
+    "StandardNormal",
     "ActNorm",
     "Affine",
     "AffineCoupling",

@@ -14,9 +14,7 @@ from collections.abc import Sequence
 
 import torch
 from torch import nn
-from torch.distributions import Distribution, Transform, constraints
-
-from impute_dgm.distributions.priors import StandardNormalPrior
+from torch.distributions import Distribution, Independent, Normal, Transform, constraints
 
 
 class FlowLayer(nn.Module):
@@ -70,6 +68,23 @@ class LayerTransform(Transform):
         return self.layer(x)[1]
 
 
+class StandardNormal(nn.Module):
+    """N(0, I) over R^n as a module: ``forward()`` returns the distribution.
+
+    Its location and scale are buffers, so it moves with ``.to(device)`` and is saved in the
+    ``state_dict``. The flows' default base, and the VAE's standard prior
+    (:class:`~impute_dgm.distributions.priors.StandardNormalPrior` builds on it).
+    """
+
+    def __init__(self, n_features: int) -> None:
+        super().__init__()
+        self.register_buffer("loc", torch.zeros(n_features))
+        self.register_buffer("scale", torch.ones(n_features))
+
+    def forward(self) -> Distribution:
+        return Independent(Normal(self.loc, self.scale, validate_args=False), 1)
+
+
 class Flow(nn.Module):
     """A normalising flow: a base distribution on u and layers mapping x to u.
 
@@ -81,8 +96,7 @@ class Flow(nn.Module):
     n_features : int
         Dimension of u (and of x, flattened).
     base : nn.Module, optional
-        Module returning the base distribution over u; N(0, I) (the VAE's standard prior)
-        by default.
+        Module returning the base distribution over u; :class:`StandardNormal` by default.
     """
 
     def __init__(
@@ -91,7 +105,7 @@ class Flow(nn.Module):
         super().__init__()
         self.layers = nn.ModuleList(layers)
         self.n_features = n_features
-        self.base = base if base is not None else StandardNormalPrior(n_features)
+        self.base = base if base is not None else StandardNormal(n_features)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """x -> (u, log|det du/dx|)."""
