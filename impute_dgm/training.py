@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -89,6 +90,8 @@ class TrainingHistory:
         Epoch whose weights were kept (last epoch without validation).
     stopped_early : bool
         Whether early stopping ended the fit.
+    interrupted : bool
+        Whether a KeyboardInterrupt (Ctrl-C) ended the fit.
     seconds : float
         Wall-clock time of the loop.
     """
@@ -97,6 +100,7 @@ class TrainingHistory:
     validation_loss: list[float] = field(default_factory=list)
     best_epoch: int = -1
     stopped_early: bool = False
+    interrupted: bool = False
     seconds: float = 0.0
 
 
@@ -197,62 +201,87 @@ class Trainer:
             raise ValueError(f"lr_schedule={self.lr_schedule!r} is not 'constant' or 'cosine'.")
         use_validation = validation_data is not None and evaluate is not None
         best_loss, best_state, epochs_without_improvement = math.inf, None, 0
+        finished_state = None
         progress = tqdm(
             range(self.n_epochs),
             desc=self.description,
             disable=self.verbose < 1 or rank > 0,
             leave=False,
         )
-        for epoch in progress:
-            if self.on_epoch_start is not None:
-                self.on_epoch_start(epoch)
-            model.train()
-            order = torch.randperm(n_rows, generator=generator, device=generator.device)
-            total = torch.zeros((), dtype=torch.float64, device=device)
-            for b in range(n_batches):
-                index = order[b * batch_size : (b + 1) * batch_size]
-                batch_loss = step_loss([tensor[index] for tensor in train_data], generator)
-                optimizer.zero_grad(set_to_none=True)
-                batch_loss.backward()
-                optimizer.step()
-                if scheduler is not None:
-                    scheduler.step()
-                # Summed on the device: no host round trip per step.
-                total += batch_loss.detach().to(total.dtype) * len(index)
-            if world > 1:
-                distributed.all_reduce(total)
-            logs = {"train_loss": float(total) / (n_rows * world)}
-            history.train_loss.append(logs["train_loss"])
-            if use_validation:
-                model.eval()
-                with torch.no_grad():
-                    logs["validation_loss"] = _agreed(
-                        float(evaluate(validation_data)), world, device
+        try:
+            for epoch in progress:
+                if self.on_epoch_start is not None:
+                    self.on_epoch_start(epoch)
+                model.train()
+                order = torch.randperm(n_rows, generator=generator, device=generator.device)
+                total = torch.zeros((), dtype=torch.float64, device=device)
+                for b in range(n_batches):
+                    index = order[b * batch_size : (b + 1) * batch_size]
+                    batch_loss = step_loss([tensor[index] for tensor in train_data], generator)
+                    optimizer.zero_grad(set_to_none=True)
+                    batch_loss.backward()
+                    optimizer.step()
+                    if scheduler is not None:
+                        scheduler.step()
+                    # Summed on the device: no host round trip per step.
+                    total += batch_loss.detach().to(total.dtype) * len(index)
+                if world > 1:
+                    distributed.all_reduce(total)
+                logs = {"train_loss": float(total) / (n_rows * world)}
+                history.train_loss.append(logs["train_loss"])
+                if not use_validation:
+                    # What Ctrl-C in a later epoch falls back to (a step may be half done then).
+                    finished_state = copy.deepcopy(model.state_dict())
+                if use_validation:
+                    model.eval()
+                    with torch.no_grad():
+                        logs["validation_loss"] = _agreed(
+                            float(evaluate(validation_data)), world, device
+                        )
+                    history.validation_loss.append(logs["validation_loss"])
+                    if epoch < self.warmup_epochs:
+                        pass  # the loss is still being annealed: neither a best nor patience
+                    elif logs["validation_loss"] < best_loss:
+                        best_loss, epochs_without_improvement = logs["validation_loss"], 0
+                        best_state = copy.deepcopy(model.state_dict())
+                        history.best_epoch = epoch
+                    else:
+                        epochs_without_improvement += 1
+                for callback in self.callbacks if rank == 0 else ():
+                    callback(epoch, logs)
+                progress.set_postfix({k: f"{v:.4g}" for k, v in logs.items()}, refresh=False)
+                if not all(math.isfinite(v) for v in logs.values()):
+                    raise FloatingPointError(
+                        f"The training loss became {logs} at epoch {epoch}; lower lr or raise the "
+                        "likelihood's min_scale."
                     )
-                history.validation_loss.append(logs["validation_loss"])
-                if epoch < self.warmup_epochs:
-                    pass  # the loss is still being annealed: neither a best nor patience
-                elif logs["validation_loss"] < best_loss:
-                    best_loss, epochs_without_improvement = logs["validation_loss"], 0
-                    best_state = copy.deepcopy(model.state_dict())
-                    history.best_epoch = epoch
-                else:
-                    epochs_without_improvement += 1
-            for callback in self.callbacks if rank == 0 else ():
-                callback(epoch, logs)
-            progress.set_postfix({k: f"{v:.4g}" for k, v in logs.items()}, refresh=False)
-            if not all(math.isfinite(v) for v in logs.values()):
-                raise FloatingPointError(
-                    f"The training loss became {logs} at epoch {epoch}; lower lr or raise the "
-                    "likelihood's min_scale."
-                )
-            if (
-                use_validation
-                and self.patience is not None
-                and epochs_without_improvement >= self.patience
-            ):
-                history.stopped_early = True
-                break
+                if (
+                    use_validation
+                    and self.patience is not None
+                    and epochs_without_improvement >= self.patience
+                ):
+                    history.stopped_early = True
+                    break
+        except KeyboardInterrupt:
+            # Ctrl-C: keep what was learnt when at least one epoch finished, else stop as asked.
+            if not history.train_loss:
+                progress.close()
+                raise
+            history.interrupted = True
+            if best_state is None and not use_validation:
+                best_state = finished_state
+                history.best_epoch = len(history.train_loss) - 1
+            kept = (
+                f"the weights of epoch {history.best_epoch}"
+                if best_state is not None
+                else "the weights as they were"
+            )
+            warnings.warn(
+                f"Training interrupted after {len(history.train_loss)} epoch(s); the model keeps "
+                f"{kept}.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
         progress.close()
         if best_state is not None:
             model.load_state_dict(best_state)

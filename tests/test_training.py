@@ -123,3 +123,76 @@ def test_kl_warmup_anneals_the_prior_term_of_the_vae_bound():
     posterior = model.posterior(x, mask)
     kl_term = model.prior().log_prob(full.z) - posterior.log_prob(full.z)
     assert torch.allclose(full.log_weights, log_px + kl_term, atol=1e-5)
+
+
+def interrupting_loss(model, at_step: int):
+    """The MSE loss, raising KeyboardInterrupt (Ctrl-C) on its ``at_step``-th call."""
+    loss, evaluate = mse_loss(model)
+    calls = {"n": 0}
+
+    def interrupted(batch, generator):
+        calls["n"] += 1
+        if calls["n"] == at_step:
+            raise KeyboardInterrupt
+        return loss(batch, generator)
+
+    return interrupted, evaluate
+
+
+def test_ctrl_c_after_an_epoch_keeps_the_last_finished_epoch():
+    torch.manual_seed(0)
+    model = nn.Linear(3, 1)
+    x, y = regression_data()
+    snapshots = []
+    # 200 rows in batches of 50: four steps an epoch; Ctrl-C in the second step of epoch 3.
+    loss, _ = interrupting_loss(model, at_step=4 * 3 + 2)
+    trainer = Trainer(
+        n_epochs=10, batch_size=50, lr=0.05,
+        callbacks=[lambda epoch, logs: snapshots.append(model.weight.detach().clone())],
+    )  # fmt: skip
+    with pytest.warns(RuntimeWarning, match=r"interrupted after 3 epoch\(s\).*epoch 2"):
+        history = trainer.fit(model, loss, (x, y), torch.Generator().manual_seed(0))
+    assert history.interrupted and len(history.train_loss) == 3 and history.best_epoch == 2
+    # The half-done epoch's step is undone: the weights are those at the end of epoch 2.
+    assert torch.equal(model.weight, snapshots[2])
+
+
+def test_ctrl_c_with_early_stopping_keeps_the_best_epoch():
+    torch.manual_seed(0)
+    model = nn.Linear(3, 1)
+    x, y = regression_data()
+    loss, evaluate = interrupting_loss(model, at_step=4 * 5 + 1)
+    with pytest.warns(RuntimeWarning, match="interrupted after 5 epoch"):
+        history = Trainer(n_epochs=10, batch_size=50, lr=0.05, patience=10).fit(
+            model, loss, (x, y), torch.Generator().manual_seed(0), (x, y), evaluate
+        )
+    assert history.best_epoch == min(range(5), key=history.validation_loss.__getitem__)
+    assert evaluate((x, y)) == pytest.approx(min(history.validation_loss))
+
+
+def test_ctrl_c_before_any_epoch_finished_stops_the_fit():
+    model = nn.Linear(3, 1)
+    loss, _ = interrupting_loss(model, at_step=2)
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(n_epochs=3, batch_size=50, lr=0.05).fit(
+            model, loss, regression_data(), torch.Generator().manual_seed(0)
+        )
+
+
+def test_an_interrupted_estimator_is_fitted_and_says_so():
+    import numpy as np
+
+    from impute_dgm import VAEImputer
+
+    X = np.random.default_rng(0).normal(size=(64, 3))
+    X[::5, 1] = np.nan
+
+    def ctrl_c(epoch, logs):
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+    imputer = VAEImputer(n_epochs=50, hidden_dims=(8,), callbacks=[ctrl_c], random_state=0)
+    with pytest.warns(RuntimeWarning, match="interrupted after 2 epoch"):
+        imputer.fit(X)
+    assert imputer.n_epochs_ == 2 and imputer.history_.interrupted
+    assert np.isfinite(imputer.transform(X)).all()
