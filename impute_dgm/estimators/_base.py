@@ -40,6 +40,7 @@ class TorchEstimatorMixin:
         "device": [StrOptions({"auto", "cpu", "cuda", "mps"}), str, torch.device],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
+        "warm_start": ["boolean"],
     }
 
     # Held-out rows are only split off when there are at least this many rows in all.
@@ -67,6 +68,13 @@ class TorchEstimatorMixin:
                 stacklevel=3,
             )
             return torch.device("cpu")
+
+    def _warm(self) -> bool:
+        """Whether this fit continues from the fitted weights (``warm_start`` on a fitted
+        estimator): the schema, scaling and model are kept, only training runs again."""
+        return (
+            bool(getattr(self, "warm_start", False)) and getattr(self, "model_", None) is not None
+        )
 
     def _start_fit(self) -> tuple[np.random.RandomState, torch.device]:
         random_state = check_random_state(self.random_state)

@@ -97,7 +97,12 @@ VAE_PARAMETERS_DOC = """latent_dim : int, default=10
     verbose : int, default=0
         0 is silent; 1 shows a progress bar over epochs.
     callbacks : sequence of callables or None, default=None
-        Each is called as ``callback(epoch, logs)`` after every epoch (e.g. MLflow logging)."""
+        Each is called as ``callback(epoch, logs)`` after every epoch (e.g. MLflow logging).
+    warm_start : bool, default=False
+        When the estimator is fitted already, ``fit`` continues training its weights for
+        another ``n_epochs`` (fresh optimiser state) instead of starting over; the column
+        schema and scaling of the first fit are kept, so ``X`` must have the same columns.
+        ``history_`` and ``n_epochs_`` then describe the last call."""
 
 
 class BaseVAE(BaseTorchEstimator):
@@ -157,6 +162,7 @@ class BaseVAE(BaseTorchEstimator):
         random_state: int | np.random.RandomState | None = None,
         verbose: int = 0,
         callbacks: Sequence | None = None,
+        warm_start: bool = False,
     ) -> None:
         self.latent_dim = latent_dim
         self.hidden_dims = hidden_dims
@@ -181,6 +187,7 @@ class BaseVAE(BaseTorchEstimator):
         self.random_state = random_state
         self.verbose = verbose
         self.callbacks = callbacks
+        self.warm_start = warm_start
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -245,6 +252,10 @@ class BaseVAE(BaseTorchEstimator):
     ) -> tuple[np.random.RandomState, torch.device, tuple[torch.Tensor, torch.Tensor]]:
         """Build the seeded model for model-unit data X (from :meth:`_encode`), initialise its
         prior. Returns the random state (for the rest of the fit), the device and (x, mask)."""
+        if self._warm():
+            random_state, device = self._start_fit()
+            self.model_.to(device)
+            return random_state, device, self._to_tensors(X, device)
         self.likelihood_ = self.schema_.likelihood_
         missingness = getattr(self, "missingness", "mar")
         if missingness != "mar" and not self.likelihood_.has_reparameterized_sample:
@@ -300,7 +311,7 @@ class BaseVAE(BaseTorchEstimator):
         self
         """
         # Only the model units are kept: the checked copy of X is dropped at once (memory).
-        X_model = self._encode(X, reset=True)[1]
+        X_model = self._encode(X, reset=not self._warm())[1]
         random_state, device, data = self._initialise_model(X_model)
         del X_model  # the tensors hold the table now
         noise_dim, n_importance = self.model_.noise_dim, self.n_importance

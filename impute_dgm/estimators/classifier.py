@@ -105,6 +105,7 @@ class VAEClassifier(ClassifierMixin, BaseVAE):
         random_state: int | np.random.RandomState | None = None,
         verbose: int = 0,
         callbacks: Sequence | None = None,
+        warm_start: bool = False,
     ) -> None:
         super().__init__(
             latent_dim=latent_dim,
@@ -130,6 +131,7 @@ class VAEClassifier(ClassifierMixin, BaseVAE):
             random_state=random_state,
             verbose=verbose,
             callbacks=callbacks,
+            warm_start=warm_start,
         )
         self.alpha = alpha
 
@@ -164,10 +166,16 @@ class VAEClassifier(ClassifierMixin, BaseVAE):
         -------
         self
         """
-        _, X = self._encode(X, reset=True)
+        warm = self._warm()
+        _, X = self._encode(X, reset=not warm)
         y, labelled = split_labelled(y)
         check_consistent_length(X, y)
         encoder = LabelEncoder().fit(y[labelled])
+        if warm and not np.array_equal(encoder.classes_, self.classes_):
+            raise ValueError(
+                f"warm_start=True continues a model of classes {list(self.classes_)}; these "
+                f"labels have classes {list(encoder.classes_)}."
+            )
         self.classes_ = encoder.classes_
         codes = np.full(len(y), -1, dtype=np.int64)
         codes[labelled] = encoder.transform(y[labelled])

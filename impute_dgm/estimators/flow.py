@@ -91,6 +91,9 @@ class FlowDensityEstimator(
     random_state : int, RandomState instance or None, default=None
     verbose : int, default=0
     callbacks : sequence of callables or None, default=None
+    warm_start : bool, default=False
+        When fitted already, ``fit`` continues training the flow for another ``n_epochs``
+        (fresh optimiser state) with the first fit's scaling and levels.
 
     Attributes
     ----------
@@ -162,6 +165,7 @@ class FlowDensityEstimator(
         random_state: int | np.random.RandomState | None = None,
         verbose: int = 0,
         callbacks: Sequence | None = None,
+        warm_start: bool = False,
     ) -> None:
         self.n_layers = n_layers
         self.hidden_dims = hidden_dims
@@ -187,6 +191,7 @@ class FlowDensityEstimator(
         self.random_state = random_state
         self.verbose = verbose
         self.callbacks = callbacks
+        self.warm_start = warm_start
 
     # --- model -------------------------------------------------------------------------
     def _image_shape(self) -> tuple[int, int, int]:
@@ -254,18 +259,25 @@ class FlowDensityEstimator(
         -------
         self : FlowDensityEstimator
         """
-        X = check_array_input(self, X, reset=True, allow_nan=False)
-        self.n_levels_ = None
-        if self.dequantize:
-            self.n_levels_ = int(self.n_levels if self.n_levels else X.max() + 1)
-            self.n_levels_ = max(self.n_levels_, 2)
-            self._check_levels(X)
-        # Continuous data enter the flow standardised (an Affine layer, so densities stay in
-        # the data's units); dequantised levels go through the logit instead.
-        self.scaler_ = None if self.dequantize else StandardScaler().fit(X)
-        random_state, device = self._start_fit()
-        self.model_ = self._build_seeded(draw_seed(random_state), device)
-        self._eval_seed = draw_seed(random_state)
+        warm = self._warm()
+        X = check_array_input(self, X, reset=not warm, allow_nan=False)
+        if warm:
+            if self.dequantize:
+                self._check_levels(X)
+            random_state, device = self._start_fit()
+            self.model_.to(device)
+        else:
+            self.n_levels_ = None
+            if self.dequantize:
+                self.n_levels_ = int(self.n_levels if self.n_levels else X.max() + 1)
+                self.n_levels_ = max(self.n_levels_, 2)
+                self._check_levels(X)
+            # Continuous data enter the flow standardised (an Affine layer, so densities stay
+            # in the data's units); dequantised levels go through the logit instead.
+            self.scaler_ = None if self.dequantize else StandardScaler().fit(X)
+            random_state, device = self._start_fit()
+            self.model_ = self._build_seeded(draw_seed(random_state), device)
+            self._eval_seed = draw_seed(random_state)
         dequantize = self.dequantize
         validation_noise = None
 
@@ -286,7 +298,7 @@ class FlowDensityEstimator(
                 x = x + validation_noise
             return float(-self.model_.log_prob(x).mean())
 
-        if self.normalization is not None:
+        if self.normalization is not None and not warm:
             self._initialize_normalization(X, device, random_state)
         data = (torch.tensor(X, dtype=torch.float32, device=device),)
         self.history_ = self._train(

@@ -108,6 +108,7 @@ class VAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseVAE):
         random_state: int | np.random.RandomState | None = None,
         verbose: int = 0,
         callbacks: Sequence | None = None,
+        warm_start: bool = False,
     ) -> None:
         super().__init__(
             latent_dim=latent_dim,
@@ -133,6 +134,7 @@ class VAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseVAE):
             random_state=random_state,
             verbose=verbose,
             callbacks=callbacks,
+            warm_start=warm_start,
         )
         self.missingness = missingness
 
