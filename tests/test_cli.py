@@ -1,0 +1,152 @@
+"""The impute-dgm command line, run through its entry point in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.datasets import load_breast_cancer
+
+ENTRY_POINT = Path(sys.executable).parent / "impute-dgm"
+
+
+def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    command = [str(ENTRY_POINT)] if ENTRY_POINT.exists() else [sys.executable, "-m", "impute_dgm"]
+    done = subprocess.run(
+        [*command, *args], capture_output=True, text=True, timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )  # fmt: skip
+    if check:
+        assert done.returncode == 0, done.stderr
+    return done
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cli")
+    data = load_breast_cancer(as_frame=True).frame.iloc[:150, :6]
+    holey = data.mask(np.random.default_rng(0).random(data.shape) < 0.2)
+    holey.to_csv(folder / "data.csv", index=False)  # missing cells become blank fields
+    assert ",," in (folder / "data.csv").read_text()
+    cli("fit", str(folder / "data.csv"), "-o", str(folder / "model"), "--epochs", "5",
+        "--hidden", "16", "--seed", "0", "--quiet")  # fmt: skip
+    return folder, holey
+
+
+def test_fit_then_impute_a_csv_with_blanks(workspace):
+    folder, holey = workspace
+    assert (folder / "model" / "manifest.json").exists()
+    done = cli("impute", str(folder / "data.csv"), "-m", str(folder / "model"),
+               "-o", str(folder / "filled.csv"))  # fmt: skip
+    assert "imputed" in done.stdout
+    filled = pd.read_csv(folder / "filled.csv")
+    assert list(filled.columns) == list(holey.columns) and len(filled) == len(holey)
+    assert not filled.isna().any().any()
+    observed = holey.notna().to_numpy()
+    np.testing.assert_allclose(filled.to_numpy()[observed], holey.to_numpy()[observed])
+
+
+def test_score_prints_one_log_likelihood_per_row(workspace):
+    folder, holey = workspace
+    done = cli("score", str(folder / "data.csv"), "-m", str(folder / "model"))
+    scores = pd.read_csv(pd.io.common.StringIO(done.stdout))
+    assert list(scores.columns) == ["log_likelihood"] and len(scores) == len(holey)
+    assert np.isfinite(scores["log_likelihood"]).all()
+
+
+def test_parquet_in_and_out(workspace):
+    pytest.importorskip("pyarrow")
+    folder, holey = workspace
+    holey.to_parquet(folder / "data.parquet")
+    cli("impute", str(folder / "data.parquet"), "-m", str(folder / "model"),
+        "-o", str(folder / "filled.parquet"))  # fmt: skip
+    assert not pd.read_parquet(folder / "filled.parquet").isna().any().any()
+
+
+@pytest.mark.parametrize(
+    "case, expected",
+    [
+        ("no_file", "no such file"),
+        ("text", "mean radius"),
+        ("columns", "feature names"),
+        ("no_model", "no such model directory"),
+        ("suffix", "expected a .csv or .parquet"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(workspace, case, expected):
+    folder, holey = workspace
+    model = str(folder / "model")
+    if case == "text":
+        holey.assign(**{"mean radius": "big"}).to_csv(folder / "text.csv", index=False)
+        args = ["impute", str(folder / "text.csv"), "-m", model, "-o", str(folder / "o.csv")]
+    elif case == "columns":
+        holey.rename(columns={"mean radius": "radius"}).to_csv(folder / "renamed.csv", index=False)
+        args = ["impute", str(folder / "renamed.csv"), "-m", model, "-o", str(folder / "o.csv")]
+    elif case == "no_model":
+        args = ["impute", str(folder / "data.csv"), "-m", str(folder / "nope"), "-o", "o.csv"]
+    elif case == "suffix":
+        args = ["impute", str(folder / "data.csv"), "-m", model, "-o", str(folder / "o.txt")]
+    else:
+        args = ["fit", str(folder / "missing.csv"), "-o", str(folder / "m2")]
+    done = cli(*args, check=False)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and expected in lines[0], done.stderr
+
+
+@pytest.mark.parametrize("command", ["fit", "impute", "score", "serve", "demo"])
+def test_help_everywhere(command):
+    done = cli(command, "--help")
+    assert "usage: impute-dgm" in done.stdout
+
+
+def test_serve_answers_a_request(workspace):
+    pytest.importorskip("mlflow")
+    from impute_dgm.integrations.mlflow_serving import free_local_port
+
+    folder, holey = workspace
+    port = free_local_port()
+    command = [str(ENTRY_POINT)] if ENTRY_POINT.exists() else [sys.executable, "-m", "impute_dgm"]
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    with open(folder / "serve.log", "w") as log:
+        server = subprocess.Popen(
+            [*command, "serve", "-m", str(folder / "model"), "--port", str(port)],
+            stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2)
+                break
+            except OSError:
+                assert server.poll() is None, (folder / "serve.log").read_text()
+                assert time.monotonic() < deadline, (folder / "serve.log").read_text()
+                time.sleep(1)
+        rows = holey.iloc[:5]
+        body = {
+            "dataframe_split": {
+                "columns": list(rows.columns),
+                "data": [
+                    [None if pd.isna(v) else float(v) for v in row] for row in rows.to_numpy()
+                ],
+            }
+        }
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/invocations", data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+        )  # fmt: skip
+        answer = json.loads(urllib.request.urlopen(request, timeout=60).read())
+        served = pd.DataFrame(answer["predictions"])
+        assert served.shape == rows.shape and not served.isna().any().any()
+    finally:
+        os.killpg(server.pid, 15)
+        server.wait(timeout=30)
