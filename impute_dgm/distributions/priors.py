@@ -139,23 +139,29 @@ class VampPrior(Prior):
 
 
 class FlowPrior(Prior):
-    """A RealNVP flow over z on a standard Gaussian base (the flows of FlowDensityEstimator).
+    """A coupling flow over z on a standard Gaussian base (the flows of FlowDensityEstimator).
 
     Parameters
     ----------
     latent_dim : int
     n_layers : int, default=4
-        Affine coupling layers.
+        Coupling layers.
     hidden_dims : sequence of int, default=(64, 64)
         Hidden widths of each coupling's conditioner.
+    coupling : {"affine", "spline"}, default="affine"
+        RealNVP affine couplings or rational-quadratic spline couplings.
     """
 
     def __init__(
-        self, latent_dim: int, n_layers: int = 4, hidden_dims: Sequence[int] = (64, 64)
+        self,
+        latent_dim: int,
+        n_layers: int = 4,
+        hidden_dims: Sequence[int] = (64, 64),
+        coupling: str = "affine",
     ) -> None:
         super().__init__()
         self.latent_dim = latent_dim
-        self.flow = make_tabular_flow(latent_dim, n_layers, tuple(hidden_dims))
+        self.flow = make_tabular_flow(latent_dim, n_layers, tuple(hidden_dims), coupling=coupling)
 
     def forward(self) -> Distribution:
         return self.flow.distribution()

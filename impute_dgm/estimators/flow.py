@@ -49,6 +49,12 @@ class FlowDensityEstimator(
         Coupling layers (tabular), or coupling layers per scale (image).
     hidden_dims : tuple of int, default=(256, 256)
         Hidden widths of the MLP conditioners (tabular).
+    coupling : {"affine", "spline"}, default="affine"
+        Tabular couplings: affine (RealNVP) or monotonic rational-quadratic splines on
+        [-5, 5] in standardised units with identity tails (neural spline flows, Durkan et al.
+        2019), far more flexible per layer.
+    n_bins : int, default=8
+        Bins of each spline (``coupling="spline"``).
     architecture : {"tabular", "image"}, default="tabular"
         Flat couplings with alternating masks, or the multi-scale image flow.
     image_shape : tuple (C, H, W) or (H, W), default=None
@@ -124,6 +130,8 @@ class FlowDensityEstimator(
     _parameter_constraints: dict = {
         "n_layers": [Interval(Integral, 1, None, closed="left")],
         "hidden_dims": ["array-like"],
+        "coupling": [StrOptions({"affine", "spline"})],
+        "n_bins": [Interval(Integral, 2, None, closed="left")],
         "architecture": [StrOptions({"tabular", "image"})],
         "image_shape": ["array-like", None],
         "n_scales": [Interval(Integral, 1, None, closed="left")],
@@ -143,6 +151,8 @@ class FlowDensityEstimator(
         *,
         n_layers: int = 8,
         hidden_dims: Sequence[int] = (256, 256),
+        coupling: str = "affine",
+        n_bins: int = 8,
         architecture: str = "tabular",
         image_shape: Sequence[int] | None = None,
         n_scales: int = 2,
@@ -169,6 +179,8 @@ class FlowDensityEstimator(
     ) -> None:
         self.n_layers = n_layers
         self.hidden_dims = hidden_dims
+        self.coupling = coupling
+        self.n_bins = n_bins
         self.architecture = architecture
         self.image_shape = image_shape
         self.n_scales = n_scales
@@ -233,6 +245,8 @@ class FlowDensityEstimator(
             tuple(int(h) for h in self.hidden_dims),
             self.normalization,
             preprocessing,
+            coupling=getattr(self, "coupling", "affine"),
+            n_bins=getattr(self, "n_bins", 8),
         )
 
     def _check_levels(self, X: np.ndarray) -> None:

@@ -21,8 +21,11 @@ from impute_dgm.flows.layers import (
 )
 from impute_dgm.flows.masks import alternating_mask, channel_mask, checkerboard_mask
 from impute_dgm.flows.multiscale import MultiScale
+from impute_dgm.flows.spline import SplineCoupling, rational_quadratic_spline
 
 __all__ = [
+    "SplineCoupling",
+    "rational_quadratic_spline",
     "StandardNormal",
     "ActNorm",
     "Affine",

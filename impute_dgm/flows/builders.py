@@ -11,6 +11,7 @@ from impute_dgm.flows.coupling import AffineCoupling
 from impute_dgm.flows.layers import Reshape
 from impute_dgm.flows.masks import alternating_mask
 from impute_dgm.flows.multiscale import MultiScale, normalization_layer
+from impute_dgm.flows.spline import SplineCoupling
 
 
 def make_tabular_flow(
@@ -19,8 +20,11 @@ def make_tabular_flow(
     hidden_dims: Sequence[int],
     normalization: str | None = None,
     preprocessing: Sequence[FlowLayer] = (),
+    coupling: str = "affine",
+    n_bins: int = 8,
 ) -> Flow:
-    """RealNVP for flat vectors: affine couplings with alternating masks.
+    """A coupling flow for flat vectors: affine (RealNVP) or rational-quadratic spline
+    couplings (neural spline flow) with alternating masks.
 
     Consecutive layers swap the mask's parity, so every feature is transformed by every
     other layer and conditions the layers in between.
@@ -36,13 +40,22 @@ def make_tabular_flow(
         Layer after each coupling.
     preprocessing : sequence of FlowLayer
         Fixed maps applied first (standardisation, logit), part of the density.
+    coupling : {"affine", "spline"}, default="affine"
+        :class:`AffineCoupling` or :class:`~impute_dgm.flows.spline.SplineCoupling`.
+    n_bins : int, default=8
+        Bins of each spline (``coupling="spline"``).
     """
+    if coupling not in ("affine", "spline"):
+        raise ValueError(f"coupling={coupling!r} is not 'affine' or 'spline'.")
     layers: list[FlowLayer] = list(preprocessing)
     for i in range(n_layers):
         # With a single feature there is nothing to condition on: every layer transforms it
         # (an affine map with learned constants) rather than every other layer being a no-op.
         mask = alternating_mask(n_features, parity=i % 2) if n_features > 1 else torch.zeros(1)
-        layers.append(AffineCoupling(mask, hidden_dims))
+        if coupling == "spline":
+            layers.append(SplineCoupling(mask, hidden_dims, n_bins=n_bins))
+        else:
+            layers.append(AffineCoupling(mask, hidden_dims))
         layers.extend(normalization_layer(normalization, n_features))
     return Flow(layers, n_features)
 

@@ -19,6 +19,20 @@ def bounded_log_scale(raw: torch.Tensor, bound: float) -> torch.Tensor:
     return bound * torch.tanh(raw / bound)
 
 
+def conditioner_mlp(n_in: int, hidden_dims: Sequence[int], n_out: int) -> nn.Sequential:
+    """The MLP every flat coupling conditions with: ReLU hidden layers and a zero-initialised
+    output layer, so a fresh coupling is the identity map and the flow starts at its base."""
+    layers: list[nn.Module] = []
+    width = n_in
+    for hidden in hidden_dims:
+        layers += [nn.Linear(width, hidden), nn.ReLU()]
+        width = hidden
+    last = nn.Linear(width, n_out)
+    nn.init.zeros_(last.weight)
+    nn.init.zeros_(last.bias)
+    return nn.Sequential(*layers, last)
+
+
 class AffineCoupling(FlowLayer):
     """Affine coupling for flat vectors; features with ``mask == 1`` condition the others.
 
@@ -44,16 +58,7 @@ class AffineCoupling(FlowLayer):
         self.register_buffer("conditioning", torch.nonzero(mask).flatten())
         self.register_buffer("transformed", torch.nonzero(~mask).flatten())
         n_in, n_out = len(self.conditioning), len(self.transformed)
-        layers: list[nn.Module] = []
-        width = max(n_in, 1)
-        for hidden in hidden_dims:
-            layers += [nn.Linear(width, hidden), nn.ReLU()]
-            width = hidden
-        last = nn.Linear(width, 2 * n_out)
-        # Start as the identity map: the flow begins at the base density and moves from there.
-        nn.init.zeros_(last.weight)
-        nn.init.zeros_(last.bias)
-        self.conditioner = nn.Sequential(*layers, last)
+        self.conditioner = conditioner_mlp(max(n_in, 1), hidden_dims, 2 * n_out)
         self.scale_bound = scale_bound
 
     def _shift_and_log_scale(self, x_a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
