@@ -15,6 +15,8 @@ import torch
 
 # Share of a held-out row's observed cells hidden for scoring.
 HIDDEN_FRACTION = 0.2
+# Held-out rows imputed at once: memory stays that of a chunk (K x rows x width activations).
+ROWS_PER_CHUNK = 1024
 
 
 class HiddenCellError:
@@ -65,7 +67,11 @@ class HiddenCellError:
         if not self.hidden.any():
             return 0.0
         kept = mask * ~self.hidden
-        imputed = self.impute(x * kept, kept)
+        chunks = []
+        for start in range(0, x.shape[0], ROWS_PER_CHUNK):
+            rows = slice(start, start + ROWS_PER_CHUNK)
+            chunks.append(self.impute(x[rows] * kept[rows], kept[rows]))
+        imputed = torch.cat(chunks)
         error = torch.where(
             self.categorical, (imputed != x).to(x.dtype), (imputed - x) ** 2 / self.variance
         )
