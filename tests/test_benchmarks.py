@@ -221,3 +221,21 @@ def test_scaling_benchmark_measures_each_method_in_its_own_process(tmp_path, mon
         assert "200->400" in payload["growth_exponents"][method]
     assert payload["results"]["VAEImputer"]["400"]["budget"]["batch_size"] == 64
     assert [r["n_eval_samples"] for r in payload["eval_samples"]] == [50, 100, 200, 500, 1000]
+
+
+def test_density_tables_benchmark_compares_flows_with_tuned_baselines(tmp_path, monkeypatch):
+    pytest.importorskip("palmerpenguins")
+    run_script(
+        "density_tables.py",
+        ["--quick", "--seeds", "1", "--tables", "wine", "penguins", "--results-dir", str(tmp_path)],
+        monkeypatch,
+    )
+    payload = json.loads((tmp_path / "density_tables.json").read_text())
+    assert set(payload["results"]) == {"wine", "penguins"}
+    for per_method in payload["results"].values():
+        assert {"GaussianMixture (CV)", "KDE (CV)", "FlowDensityEstimator (spline)"} <= set(
+            per_method
+        )
+        for record in per_method.values():
+            if "failure" not in record:
+                assert math.isfinite(record["log_likelihood"]["mean"])
