@@ -240,12 +240,13 @@ class BaseVAE(BaseTorchEstimator):
     def _to_tensors(
         X: np.ndarray, device: torch.device, dtype: torch.dtype = torch.float32
     ) -> tuple[torch.Tensor, ...]:
-        """(x, mask) tensors from model units: x zero-filled, mask 1 where observed."""
-        observed = ~np.isnan(X)
-        return (
-            torch.as_tensor(np.where(observed, X, 0.0), dtype=dtype, device=device),
-            torch.as_tensor(observed, dtype=dtype, device=device),
-        )
+        """(x, mask) tensors from model units: x zero-filled, mask 1 where observed.
+
+        One copy of X in ``dtype`` is made and zero-filled in place (no float64 temporary of
+        the whole table on the way to float32)."""
+        x = torch.tensor(X, dtype=dtype, device=device)
+        mask = ~torch.isnan(x)
+        return x.nan_to_num_(0.0), mask.to(dtype)
 
     def _initialise_model(
         self, X: np.ndarray
