@@ -59,12 +59,25 @@ def _check_strings(X: Any) -> None:
                     ) from None
 
 
+# Larger magnitudes cannot be standardised: their squares overflow float64 (about 1.8e308).
+MAX_ABS_VALUE = 1e150
+
+
 def _refuse_infinity(X: np.ndarray, columns: Any) -> None:
+    """Infinity, and finite values too large to standardise, each named with their columns."""
     infinite = np.isinf(X).any(axis=0)
     if infinite.any():
         raise ValueError(
             "Input X contains infinity in column(s) "
             f"{_column_list(columns, np.flatnonzero(infinite))}; use NaN to mark missing values."
+        )
+    with np.errstate(invalid="ignore"):
+        huge = (np.abs(X) > MAX_ABS_VALUE).any(axis=0)
+    if huge.any():
+        raise ValueError(
+            f"Input X has values beyond +-{MAX_ABS_VALUE:g} in column(s) "
+            f"{_column_list(columns, np.flatnonzero(huge))}: too large to standardise (their "
+            "squares overflow); rescale those columns."
         )
 
 

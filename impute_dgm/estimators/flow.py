@@ -24,6 +24,9 @@ from impute_dgm._validation import check_array_input, check_integer_levels
 from impute_dgm.estimators._base import TorchEstimatorMixin
 from impute_dgm.flows import Affine, Flow, Logit, make_image_flow, make_tabular_flow
 
+# Smallest column spread the flow's float32 standardisation can represent safely.
+TINY_SPREAD = 1e-30
+
 
 class FlowDensityEstimator(
     ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstimatorMixin, BaseEstimator
@@ -289,6 +292,13 @@ class FlowDensityEstimator(
             # Continuous data enter the flow standardised (an Affine layer, so densities stay
             # in the data's units); dequantised levels go through the logit instead.
             self.scaler_ = None if self.dequantize else StandardScaler().fit(X)
+            if self.scaler_ is not None and (self.scaler_.scale_ < TINY_SPREAD).any():
+                # The flow standardises in float32, where such a scale underflows to 0.
+                tiny = np.flatnonzero(self.scaler_.scale_ < TINY_SPREAD)
+                raise ValueError(
+                    f"Column(s) {tiny[:5].tolist()} vary by less than {TINY_SPREAD:g}: too little "
+                    "to standardise in float32; rescale them."
+                )
             random_state, device = self._start_fit()
             self.model_ = self._build_seeded(draw_seed(random_state), device)
             self._eval_seed = draw_seed(random_state)
