@@ -76,7 +76,7 @@ def test_flow_scores_finite_or_refuses(X):
 
 def test_values_too_large_to_standardise_are_refused_by_name():
     X = np.array([[0.0, 1.0], [1e300, 2.0], [np.nan, 3.0]])
-    with pytest.raises(ValueError, match=r"beyond \+-1e\+150 in column\(s\) 0"):
+    with pytest.raises(ValueError, match=r"beyond \+-1e\+150 in column\(s\) index 0"):
         VAEImputer(n_epochs=1).fit(X)
 
 
