@@ -33,12 +33,63 @@ def conditioner_mlp(n_in: int, hidden_dims: Sequence[int], n_out: int) -> nn.Seq
     return nn.Sequential(*layers, last)
 
 
-class AffineCoupling(FlowLayer):
-    """Affine coupling for flat vectors; features with ``mask == 1`` condition the others.
+class FlatCoupling(FlowLayer):
+    """A coupling layer for flat vectors: features with ``mask == 1`` pass through and
+    condition an elementwise invertible map of the others.
 
     The conditioner only sees the conditioning features and only predicts the transformed
-    ones (index splitting rather than multiplying by the mask), which halves its first and last
-    matrix products.
+    ones' parameters (index splitting rather than multiplying by the mask), which halves its
+    first and last matrix products. Subclasses give the number of parameters per transformed
+    feature and the elementwise map (:meth:`_transform`).
+
+    Parameters
+    ----------
+    mask : tensor of shape (n_features,)
+        1 for the features passed through unchanged.
+    hidden_dims : sequence of int
+        Hidden widths of the MLP conditioner.
+    n_params : int
+        Conditioner outputs per transformed feature.
+    """
+
+    def __init__(self, mask: torch.Tensor, hidden_dims: Sequence[int], n_params: int) -> None:
+        super().__init__()
+        mask = mask.bool()
+        self.register_buffer("conditioning", torch.nonzero(mask).flatten())
+        self.register_buffer("transformed", torch.nonzero(~mask).flatten())
+        n_in, n_out = len(self.conditioning), len(self.transformed)
+        self.conditioner = conditioner_mlp(max(n_in, 1), hidden_dims, n_params * n_out)
+
+    def _conditioner_output(self, x_a: torch.Tensor) -> torch.Tensor:
+        if x_a.shape[-1] == 0:  # one-dimensional data: condition on a constant
+            x_a = torch.zeros(*x_a.shape[:-1], 1, dtype=x_a.dtype, device=x_a.device)
+        return self.conditioner(x_a)
+
+    def _transform(
+        self, x_a: torch.Tensor, x_b: torch.Tensor, inverse: bool
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the map of x_b given x_a, its log |derivative| per element)."""
+        raise NotImplementedError  # pragma: no cover - abstract
+
+    def _assemble(self, x_a: torch.Tensor, y_b: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        out = torch.empty_like(like)
+        out[..., self.conditioning] = x_a
+        out[..., self.transformed] = y_b
+        return out
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x_a, x_b = x[..., self.conditioning], x[..., self.transformed]
+        y_b, log_derivative = self._transform(x_a, x_b, inverse=False)
+        return self._assemble(x_a, y_b, x), log_derivative.sum(-1)
+
+    def inverse(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        y_a, y_b = y[..., self.conditioning], y[..., self.transformed]
+        x_b, log_derivative = self._transform(y_a, y_b, inverse=True)
+        return self._assemble(y_a, x_b, y), log_derivative.sum(-1)
+
+
+class AffineCoupling(FlatCoupling):
+    """Affine coupling (Dinh et al., 2017): y_b = x_b * exp(s(x_a)) + t(x_a), y_a = x_a.
 
     Parameters
     ----------
@@ -53,37 +104,15 @@ class AffineCoupling(FlowLayer):
     def __init__(
         self, mask: torch.Tensor, hidden_dims: Sequence[int], scale_bound: float = 3.0
     ) -> None:
-        super().__init__()
-        mask = mask.bool()
-        self.register_buffer("conditioning", torch.nonzero(mask).flatten())
-        self.register_buffer("transformed", torch.nonzero(~mask).flatten())
-        n_in, n_out = len(self.conditioning), len(self.transformed)
-        self.conditioner = conditioner_mlp(max(n_in, 1), hidden_dims, 2 * n_out)
+        super().__init__(mask, hidden_dims, n_params=2)
         self.scale_bound = scale_bound
 
-    def _shift_and_log_scale(self, x_a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if x_a.shape[-1] == 0:  # one-dimensional data: condition on a constant
-            x_a = torch.zeros(*x_a.shape[:-1], 1, dtype=x_a.dtype, device=x_a.device)
-        shift, raw = self.conditioner(x_a).chunk(2, dim=-1)
-        return shift, bounded_log_scale(raw, self.scale_bound)
-
-    def _assemble(self, x_a: torch.Tensor, y_b: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-        out = torch.empty_like(like)
-        out[..., self.conditioning] = x_a
-        out[..., self.transformed] = y_b
-        return out
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x_a, x_b = x[..., self.conditioning], x[..., self.transformed]
-        shift, log_scale = self._shift_and_log_scale(x_a)
-        y_b = x_b * torch.exp(log_scale) + shift
-        return self._assemble(x_a, y_b, x), log_scale.sum(-1)
-
-    def inverse(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        y_a, y_b = y[..., self.conditioning], y[..., self.transformed]
-        shift, log_scale = self._shift_and_log_scale(y_a)
-        x_b = (y_b - shift) * torch.exp(-log_scale)
-        return self._assemble(y_a, x_b, y), -log_scale.sum(-1)
+    def _transform(self, x_a, x_b, inverse):
+        shift, raw = self._conditioner_output(x_a).chunk(2, dim=-1)
+        log_scale = bounded_log_scale(raw, self.scale_bound)
+        if inverse:
+            return (x_b - shift) * torch.exp(-log_scale), -log_scale
+        return x_b * torch.exp(log_scale) + shift, log_scale
 
 
 class ResidualConvNet(nn.Module):

@@ -15,8 +15,7 @@ from collections.abc import Sequence
 import torch
 from torch.nn.functional import softmax, softplus
 
-from impute_dgm.flows.base import FlowLayer
-from impute_dgm.flows.coupling import conditioner_mlp
+from impute_dgm.flows.coupling import FlatCoupling
 
 
 def _knots(raw: torch.Tensor, bound: float, min_size: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -109,7 +108,7 @@ def rational_quadratic_spline(
     return outputs, log_derivative
 
 
-class SplineCoupling(FlowLayer):
+class SplineCoupling(FlatCoupling):
     """Coupling layer whose transformed features go through rational-quadratic splines.
 
     Parameters
@@ -128,38 +127,15 @@ class SplineCoupling(FlowLayer):
     def __init__(
         self, mask: torch.Tensor, hidden_dims: Sequence[int], n_bins: int = 8, bound: float = 5.0
     ) -> None:
-        super().__init__()
-        mask = mask.bool()
-        self.register_buffer("conditioning", torch.nonzero(mask).flatten())
-        self.register_buffer("transformed", torch.nonzero(~mask).flatten())
+        # Zero-initialised conditioner output: equal bins and unit derivatives, the identity.
+        super().__init__(mask, hidden_dims, n_params=3 * n_bins - 1)
         self.n_bins, self.bound = n_bins, bound
-        n_in, n_out = len(self.conditioning), len(self.transformed)
-        # Zero-initialised output: equal bins and unit derivatives, the identity map.
-        self.conditioner = conditioner_mlp(max(n_in, 1), hidden_dims, n_out * (3 * n_bins - 1))
 
-    def _spline(self, x_a: torch.Tensor, x_b: torch.Tensor, inverse: bool):
-        if x_a.shape[-1] == 0:  # one-dimensional data: condition on a constant
-            x_a = torch.zeros(*x_a.shape[:-1], 1, dtype=x_a.dtype, device=x_a.device)
-        params = self.conditioner(x_a).unflatten(-1, (x_b.shape[-1], 3 * self.n_bins - 1))
+    def _transform(self, x_a, x_b, inverse):
+        params = self._conditioner_output(x_a).unflatten(-1, (x_b.shape[-1], 3 * self.n_bins - 1))
         widths, heights, derivatives = params.split(
             [self.n_bins, self.n_bins, self.n_bins - 1], dim=-1
         )
         return rational_quadratic_spline(
             x_b, widths, heights, derivatives, bound=self.bound, inverse=inverse
         )
-
-    def _assemble(self, x_a: torch.Tensor, y_b: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-        out = torch.empty_like(like)
-        out[..., self.conditioning] = x_a
-        out[..., self.transformed] = y_b
-        return out
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x_a, x_b = x[..., self.conditioning], x[..., self.transformed]
-        y_b, log_derivative = self._spline(x_a, x_b, inverse=False)
-        return self._assemble(x_a, y_b, x), log_derivative.sum(-1)
-
-    def inverse(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        y_a, y_b = y[..., self.conditioning], y[..., self.transformed]
-        x_b, log_derivative = self._spline(y_a, y_b, inverse=True)
-        return self._assemble(y_a, x_b, y), log_derivative.sum(-1)
