@@ -103,6 +103,15 @@ def nonlinear_table(n_rows: int, seed: int, n_features: int = 30, latent_dim: in
     first = weights.normal(size=(latent_dim, 64)) / np.sqrt(latent_dim)
     second = weights.normal(size=(64, n_features)) / np.sqrt(64)
     rng = np.random.default_rng(seed)
-    X = np.tanh(rng.normal(size=(n_rows, latent_dim)) @ first) @ second
-    X += 0.1 * rng.normal(size=X.shape)
-    return (X - X.mean(0)) / X.std(0)
+    latent = rng.normal(size=(n_rows, latent_dim))
+    X = np.empty((n_rows, n_features))
+    # In blocks of rows (the hidden layer of a million rows alone would take 512 MB); the noise
+    # is drawn block after block, the same numbers as one draw of the whole table.
+    blocks = [slice(start, min(start + 65536, n_rows)) for start in range(0, n_rows, 65536)]
+    for rows in blocks:
+        X[rows] = np.tanh(latent[rows] @ first) @ second
+    for rows in blocks:
+        X[rows] += 0.1 * rng.normal(size=(rows.stop - rows.start, n_features))
+    X -= X.mean(0)
+    X /= X.std(0)
+    return X

@@ -37,7 +37,36 @@ METHODS = ("VAEImputer", "IterativeImputer (BayesianRidge)", "missForest-style")
 EVAL_SAMPLES = (50, 100, 200, 500, 1000)
 
 
-def make_imputer(method: str, seed: int, quick: bool):
+def _status_kib(field: str) -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise OSError(field)
+
+
+def _current_rss() -> int:
+    try:
+        return _status_kib("VmRSS") * 1024
+    except OSError:
+        return 0
+
+
+def _peak_rss() -> int:
+    return _status_kib("VmHWM") * 1024
+
+
+def _reset_peak_rss() -> bool:
+    """Reset this process's peak-RSS mark (Linux ``clear_refs``); False where unsupported."""
+    try:
+        with open("/proc/self/clear_refs", "w") as refs:
+            refs.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def make_imputer(method: str, seed: int, quick: bool, vae_params: dict | None = None):
     from sklearn.ensemble import ExtraTreesRegressor
     from sklearn.experimental import enable_iterative_imputer  # noqa: F401
     from sklearn.impute import IterativeImputer
@@ -46,7 +75,7 @@ def make_imputer(method: str, seed: int, quick: bool):
 
     if method == "VAEImputer":
         params = {"n_epochs": 3, "hidden_dims": (16,)} if quick else {}
-        return VAEImputer(random_state=seed, **params)
+        return VAEImputer(random_state=seed, **{**params, **(vae_params or {})})
     if method == "IterativeImputer (BayesianRidge)":
         return IterativeImputer(max_iter=3 if quick else 10, random_state=seed)
     return IterativeImputer(
@@ -56,20 +85,26 @@ def make_imputer(method: str, seed: int, quick: bool):
     )
 
 
-def worker(method: str, n_rows: int, seed: int, quick: bool, eval_rows: int) -> dict:
+def worker(
+    method: str, n_rows: int, seed: int, quick: bool, eval_rows: int, vae_params: dict
+) -> dict:
     """One fit and transform, run in its own process; returns its measurements."""
     import resource
 
     from impute_dgm.missingness import ampute
 
-    make_imputer(method, seed, quick)  # imports every library the fit needs
+    make_imputer(method, seed, quick, vae_params)  # imports every library the fit needs
     # What the interpreter, torch and scikit-learn take before there is any data.
     baseline_bytes = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     X = nonlinear_table(n_rows, seed)
     table_bytes = X.nbytes
     X_missing = ampute(X, 0.3, "mcar", random_state=seed)
     missing = np.isnan(X_missing)
-    imputer = make_imputer(method, seed, quick)
+    imputer = make_imputer(method, seed, quick, vae_params)
+    # The peak from here on is the imputer's: making the data has its own peak (Linux lets a
+    # process reset its high-water mark; elsewhere the peak includes the data's making).
+    data_bytes = _current_rss()
+    reset = _reset_peak_rss()
     start = time.perf_counter()
     imputer.fit(X_missing)
     fit_seconds = time.perf_counter() - start
@@ -80,7 +115,7 @@ def worker(method: str, n_rows: int, seed: int, quick: bool, eval_rows: int) -> 
     start = time.perf_counter()
     imputed = imputer.transform(X_missing)
     transform_seconds = time.perf_counter() - start
-    peak_bytes = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
+    peak_bytes = _peak_rss() if reset else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     record = {
         "fit_seconds": fit_seconds,
         "transform_rows_per_second": len(X) / transform_seconds,
@@ -89,6 +124,9 @@ def worker(method: str, n_rows: int, seed: int, quick: bool, eval_rows: int) -> 
         "peak_rss_over_table": peak_bytes / table_bytes,
         "baseline_rss_mib": baseline_bytes / 2**20,
         "peak_above_baseline_over_table": (peak_bytes - baseline_bytes) / table_bytes,
+        "rss_with_data_mib": data_bytes / 2**20,
+        "peak_above_data_over_table": (peak_bytes - data_bytes) / table_bytes,
+        "peak_excludes_data_making": reset,
         "rmse": float(np.sqrt(np.mean((imputed[missing] - X[missing]) ** 2))),
     }
     budget = getattr(imputer, "budget_", None)
@@ -102,7 +140,7 @@ def worker(method: str, n_rows: int, seed: int, quick: bool, eval_rows: int) -> 
 def run_in_process(method: str, n_rows: int, args) -> dict:
     command = [sys.executable, __file__, "--worker", method, str(n_rows), "--seed",
                str(args.seed), "--threads", str(args.threads), "--eval-rows",
-               str(args.eval_rows)]  # fmt: skip
+               str(args.eval_rows), "--vae-params", args.vae_params]  # fmt: skip
     if args.quick:
         command.append("--quick")
     try:
@@ -163,6 +201,8 @@ def main(argv: list[str] | None = None) -> dict | None:
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per fit")
     parser.add_argument("--eval-rows", type=int, default=20_000,
                         help="rows transformed for rows/s and RMSE")  # fmt: skip
+    parser.add_argument("--vae-params", default="{}", help="VAEImputer settings as JSON "
+                        "(e.g. one epoch, to measure memory alone)")  # fmt: skip
     parser.add_argument("--skip-eval-samples", action="store_true")
     parser.add_argument("--worker", nargs=2, metavar=("METHOD", "N"), help=argparse.SUPPRESS)
     parser.add_argument("--output", default="scaling.json")
@@ -173,7 +213,8 @@ def main(argv: list[str] | None = None) -> dict | None:
         import torch
 
         torch.set_num_threads(args.threads)
-        record = worker(args.worker[0], int(args.worker[1]), args.seed, args.quick, args.eval_rows)
+        record = worker(args.worker[0], int(args.worker[1]), args.seed, args.quick,
+                        args.eval_rows, json.loads(args.vae_params))  # fmt: skip
         print(json.dumps(record))
         return None
     if args.quick:
