@@ -10,7 +10,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context, clone
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, validate_params
-from sklearn.utils.validation import _num_samples, check_is_fitted
+from sklearn.utils.validation import check_is_fitted
 
 from impute_dgm._device import draw_seed
 from impute_dgm.estimators.imputer import VAEImputer
@@ -90,12 +90,17 @@ class BootstrapImputer(TransformerMixin, BaseEstimator):
         """
         template = VAEImputer() if self.estimator is None else self.estimator
         random_state = check_random_state(self.random_state)
-        # The first fit sees every row: it validates X (names, kinds, all-missing columns)
-        # with the estimator's own messages before any resample can hide a problem.
-        self.estimators_ = [self._fit_one(template, X, None, random_state)]
-        n_rows = _num_samples(X)
-        for _ in range(self.n_bootstrap - 1):
-            self.estimators_.append(self._fit_one(template, X, n_rows, random_state))
+        if hasattr(template, "_encode"):
+            # Validate the whole of X (names, kinds, text, infinity, all-missing columns) with
+            # the imputer's own messages before any resample can hide a problem.
+            clone(template)._encode(X, reset=True)
+        table = X if isinstance(X, pd.DataFrame) else np.asarray(X)
+        observed = (
+            ~pd.isna(table).to_numpy() if isinstance(table, pd.DataFrame) else ~pd.isna(table)
+        )
+        self.estimators_ = [
+            self._fit_one(template, table, observed, random_state) for _ in range(self.n_bootstrap)
+        ]
         first = self.estimators_[0]
         self.n_features_in_ = first.n_features_in_
         if hasattr(first, "feature_names_in_"):
@@ -103,15 +108,12 @@ class BootstrapImputer(TransformerMixin, BaseEstimator):
         return self
 
     @staticmethod
-    def _fit_one(template, X, n_rows: int | None, random_state: np.random.RandomState):
-        """A clone fitted on a resample of X's rows (all of them when ``n_rows`` is None)."""
+    def _fit_one(template, table, observed: np.ndarray, random_state: np.random.RandomState):
+        """A clone fitted on a bootstrap resample of the rows of ``table``."""
         estimator = clone(template)
         if "random_state" in estimator.get_params():
             estimator.set_params(random_state=draw_seed(random_state))
-        if n_rows is None:
-            return estimator.fit(X)
-        table = X if isinstance(X, pd.DataFrame) else np.asarray(X)
-        observed = ~pd.isna(table).to_numpy() if hasattr(table, "iloc") else ~pd.isna(table)
+        n_rows = len(observed)
         for _ in range(100):
             rows = random_state.randint(0, n_rows, n_rows)
             # A resample must keep a value in every column (the imputer refuses one without).
