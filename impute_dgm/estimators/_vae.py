@@ -19,6 +19,7 @@ from impute_dgm.distributions.likelihoods import Likelihood
 from impute_dgm.distributions.missingness import make_missingness
 from impute_dgm.distributions.priors import PRIORS, Prior, make_prior
 from impute_dgm.estimators._base import BaseTorchEstimator
+from impute_dgm.hidden_cells import ROWS_PER_CHUNK as VALIDATION_ROWS_PER_CHUNK
 from impute_dgm.model import DeepLatentVariableModel
 from impute_dgm.schema import TableSchema
 
@@ -327,23 +328,27 @@ class BaseVAE(BaseTorchEstimator):
         self._train_with_kl_warmup(loss, self._validation_loss(device), data, random_state, device)
         return self
 
-    def _validation_loss(self, device: torch.device):
-        """The early-stopping signal on held-out (x, mask): minus their bound, with the same
-        importance draws every epoch so that epochs compare."""
-        noise = torch.randn(
+    def _validation_noise(self, generator: torch.Generator) -> torch.Tensor:
+        """K importance draws shared by every held-out row and reused every epoch, so that the
+        validation losses of successive epochs compare."""
+        return torch.randn(
             self.n_importance,
             1,
             self.model_.noise_dim,
-            generator=self._eval_generator(device),
-            device=device,
+            generator=generator,
+            device=generator.device,
         )
+
+    def _validation_loss(self, device: torch.device):
+        """The early-stopping signal on held-out (x, mask): minus their bound."""
+        noise = self._validation_noise(self._eval_generator(device))
 
         def evaluate(data) -> float:
             x, mask = data
             # In row chunks: memory stays that of a chunk however many rows are held out.
             total = sum(
-                float(self.model_.bound(x[i : i + 1024], mask[i : i + 1024], noise).sum())
-                for i in range(0, x.shape[0], 1024)
+                float(self.model_.bound(x[rows], mask[rows], noise).sum())
+                for rows in self._row_chunks(x.shape[0], VALIDATION_ROWS_PER_CHUNK)
             )
             return -total / x.shape[0]
 

@@ -143,9 +143,7 @@ class VAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseVAE):
         :mod:`impute_dgm.hidden_cells`), imputed with the training bound's K importance draws,
         the same every epoch."""
         generator = self._eval_generator(device)
-        noise = torch.randn(
-            self.n_importance, 1, self.model_.noise_dim, generator=generator, device=device
-        )
+        noise = self._validation_noise(generator)
         categorical = torch.tensor(
             [column.kind == "categorical" for column in self.schema_.columns_], device=device
         )
