@@ -101,3 +101,14 @@ def test_round_trip_through_save_and_load(fitted, table, tmp_path):
     a = loaded.sample_imputations(table[1], n_imputations=3, random_state=0)
     b = fitted.sample_imputations(table[1], n_imputations=3, random_state=0)
     assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+
+
+def test_members_returning_dataframes_for_an_array(table):
+    X_missing = table[1]
+    template = VAEImputer(**SMALL).set_output(transform="pandas")
+    imputer = BootstrapImputer(template, n_bootstrap=2, random_state=0).fit(X_missing)
+    combined = imputer.transform(X_missing)
+    members = np.mean([m.transform(X_missing).to_numpy() for m in imputer.estimators_], axis=0)
+    observed = ~np.isnan(X_missing)
+    assert np.array_equal(combined.to_numpy()[observed], X_missing[observed])
+    np.testing.assert_allclose(combined.to_numpy()[~observed], members[~observed])

@@ -143,9 +143,14 @@ class BootstrapImputer(TransformerMixin, BaseEstimator):
             combined[observed] = X_array[observed]
             return combined
         combined = outputs[0].copy()
-        for name in combined.columns:
+        # Which cells were missing, by position: X may be an array when the members return
+        # DataFrames (set_output(transform="pandas")).
+        missing_cells = (
+            pd.isna(X).to_numpy() if isinstance(X, pd.DataFrame) else pd.isna(np.asarray(X))
+        )
+        for j, name in enumerate(combined.columns):
             column = pd.concat([output[name] for output in outputs], axis=1)
-            missing = X[name].isna().to_numpy()
+            missing = missing_cells[:, j]
             if pd.api.types.is_float_dtype(combined[name]):
                 values = column.mean(axis=1)
             else:
