@@ -21,22 +21,38 @@ def _column_list(columns: Any, indices: np.ndarray, limit: int = 5) -> str:
     return ", ".join(labels) + (f" and {more} more" if more > 0 else "")
 
 
+def _refuse_duplicate_columns(X: Any) -> None:
+    """Two columns of one name cannot be told apart (by the user, or in the fitted names)."""
+    if isinstance(X, pd.DataFrame) and X.columns.has_duplicates:
+        repeated = list(dict.fromkeys(X.columns[X.columns.duplicated()]))
+        raise ValueError(
+            f"Column name(s) {', '.join(map(repr, repeated[:5]))} appear more than once; give "
+            "every column its own name."
+        )
+
+
 def _check_strings(X: Any) -> None:
     """Refuse text in numeric data, naming the first offending columns and a sample value."""
     if isinstance(X, pd.DataFrame):
         bad = []
-        for position, column in enumerate(X.columns):
-            series = X[column]
-            if pd.api.types.is_numeric_dtype(series.dtype) or pd.api.types.is_bool_dtype(
-                series.dtype
-            ):
+        for position in range(X.shape[1]):
+            series = X.iloc[:, position]
+            dtype = series.dtype
+            if pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype):
+                continue
+            text_categories = isinstance(dtype, pd.CategoricalDtype) and not (
+                pd.api.types.is_numeric_dtype(dtype.categories.dtype)
+            )
+            if text_categories or isinstance(dtype, pd.StringDtype):
+                # Text by declaration, even where every cell is missing.
+                bad.append((position, f"dtype {str(dtype)!r}"))
                 continue
             converted = pd.to_numeric(series, errors="coerce")
             offending = series[converted.isna() & series.notna()]
             if len(offending):
-                bad.append((position, offending.iloc[0]))
+                bad.append((position, f"e.g. {offending.iloc[0]!r}"))
         if bad:
-            where = ", ".join(f"{X.columns[p]!r} (e.g. {v!r})" for p, v in bad[:5])
+            where = ", ".join(f"{X.columns[p]!r} ({v})" for p, v in bad[:5])
             raise ValueError(
                 f"Non-numeric values found in column(s) {where}. This estimator needs numeric "
                 "data: encode categories as numbers and use NaN for missing values."
@@ -59,12 +75,31 @@ def _check_strings(X: Any) -> None:
                     ) from None
 
 
+def _missing_as_nan(X: Any) -> Any:
+    """A DataFrame's nullable (``Int64``, ``boolean``, ...) and object columns as float64.
+
+    They hold ``pd.NA`` or ``None`` for missing cells, which NumPy cannot cast to float; here
+    missing is NaN. Called after :func:`_check_strings`, so no text is left to convert.
+    """
+    if not isinstance(X, pd.DataFrame) or all(
+        isinstance(dtype, np.dtype) and dtype.kind in "biuf" for dtype in X.dtypes
+    ):
+        return X
+    columns = {
+        name: pd.to_numeric(X.iloc[:, j], errors="coerce").to_numpy(
+            dtype=np.float64, na_value=np.nan
+        )
+        for j, name in enumerate(X.columns)
+    }
+    return pd.DataFrame(columns, index=X.index, columns=X.columns)
+
+
 # Larger magnitudes cannot be standardised: their squares overflow float64 (about 1.8e308).
 MAX_ABS_VALUE = 1e150
 
 
-def _refuse_infinity(X: np.ndarray, columns: Any) -> None:
-    """Infinity, and finite values too large to standardise, each named with their columns."""
+def _refuse_infinity(X: np.ndarray, columns: Any, max_abs: float = MAX_ABS_VALUE) -> None:
+    """Infinity, and finite values beyond ``max_abs``, each named with their columns."""
     infinite = np.isinf(X).any(axis=0)
     if infinite.any():
         raise ValueError(
@@ -72,12 +107,16 @@ def _refuse_infinity(X: np.ndarray, columns: Any) -> None:
             f"{_column_list(columns, np.flatnonzero(infinite))}; use NaN to mark missing values."
         )
     with np.errstate(invalid="ignore"):
-        huge = (np.abs(X) > MAX_ABS_VALUE).any(axis=0)
+        huge = (np.abs(X) > max_abs).any(axis=0)
     if huge.any():
+        why = (
+            "too large to standardise (their squares overflow)"
+            if max_abs >= MAX_ABS_VALUE
+            else "too large for the float32 arithmetic of training"
+        )
         raise ValueError(
-            f"Input X has values beyond +-{MAX_ABS_VALUE:g} in column(s) "
-            f"{_column_list(columns, np.flatnonzero(huge))}: too large to standardise (their "
-            "squares overflow); rescale those columns."
+            f"Input X has values beyond +-{max_abs:g} in column(s) "
+            f"{_column_list(columns, np.flatnonzero(huge))}: {why}; rescale those columns."
         )
 
 
@@ -124,6 +163,7 @@ def check_array_input(
     reset: bool,
     allow_nan: bool = True,
     forbid_all_missing_columns: bool = False,
+    max_abs: float = MAX_ABS_VALUE,
 ) -> np.ndarray:
     """Validate ``X`` for ``estimator`` and return it as a float64 array (NaN = missing).
 
@@ -145,12 +185,16 @@ def check_array_input(
         ``VAEImputer``.
     forbid_all_missing_columns : bool, default=False
         Refuse columns with no observed value (used in ``fit``: nothing can be learned there).
+    max_abs : float, default=MAX_ABS_VALUE
+        Largest magnitude accepted (models trained in float32 need less than its 3.4e38).
 
     Returns
     -------
     X : ndarray of shape (n_samples, n_features), dtype float64
     """
+    _refuse_duplicate_columns(X)
     _check_strings(X)
+    X = _missing_as_nan(X)
     columns = getattr(X, "columns", None)
     X = validate_data(
         estimator,
@@ -167,7 +211,7 @@ def check_array_input(
     )
     if columns is None and hasattr(estimator, "feature_names_in_"):
         columns = estimator.feature_names_in_
-    _refuse_infinity(X, columns)
+    _refuse_infinity(X, columns, max_abs)
     missing = np.isnan(X)
     if not allow_nan and missing.any():
         raise ValueError(
@@ -215,6 +259,7 @@ def check_table_input(
     and columns with no observed value are refused with the column named. Anything else goes
     through :func:`check_array_input` and comes back as a float64 array.
     """
+    _refuse_duplicate_columns(X)
     if table is None:
         table = is_mixed_table(X)
     if not table:

@@ -173,6 +173,14 @@ class TableSchema:
         self.scaler_ = None
         if self.standardized_.size:
             self.scaler_ = StandardScaler().fit(numbers[:, self.standardized_])
+            # The float mean of equal values can miss them by an ulp, and an ulp of a large
+            # value is large (1e134 at 1e150, beyond float32 after scaling by 1): centre
+            # constant columns on their value exactly, so that they standardise to 0.
+            observed = numbers[:, self.standardized_]
+            with np.errstate(invalid="ignore"):
+                highest, lowest = np.nanmax(observed, axis=0), np.nanmin(observed, axis=0)
+            constant = highest == lowest
+            self.scaler_.mean_[constant] = highest[constant]
             self.location_[self.standardized_] = self.scaler_.mean_
             self.scale_[self.standardized_] = self.scaler_.scale_
         for likelihood, columns in fitted_blocks:

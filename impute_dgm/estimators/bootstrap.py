@@ -10,6 +10,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context, clone
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, validate_params
+from sklearn.utils._set_output import _wrap_data_with_container
 from sklearn.utils.validation import check_is_fitted
 
 from impute_dgm._device import draw_seed
@@ -194,4 +195,5 @@ class BootstrapImputer(TransformerMixin, BaseEstimator):
             for estimator, count in zip(self.estimators_, counts, strict=False)
         ]
         # Interleave, so that the first k tables come from k different fits.
-        return [per_fit[i % len(per_fit)][i // len(per_fit)] for i in range(n_imputations)]
+        tables = [per_fit[i % len(per_fit)][i // len(per_fit)] for i in range(n_imputations)]
+        return [_wrap_data_with_container("transform", table, X, self) for table in tables]

@@ -26,6 +26,8 @@ from impute_dgm.flows import Affine, Flow, Logit, make_image_flow, make_tabular_
 
 # Smallest column spread the flow's float32 standardisation can represent safely.
 TINY_SPREAD = 1e-30
+# Largest magnitude the flow trains on: its data tensors are float32 (at most 3.4e38).
+MAX_TRAINING_VALUE = 1e38
 
 
 class FlowDensityEstimator(
@@ -277,7 +279,7 @@ class FlowDensityEstimator(
         self : FlowDensityEstimator
         """
         warm = self._warm()
-        X = check_array_input(self, X, reset=not warm, allow_nan=False)
+        X = check_array_input(self, X, reset=not warm, allow_nan=False, max_abs=MAX_TRAINING_VALUE)
         if warm:
             if self.dequantize:
                 self._check_levels(X)

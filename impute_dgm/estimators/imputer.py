@@ -10,6 +10,7 @@ import torch
 from sklearn.base import OneToOneFeatureMixin, TransformerMixin
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions, validate_params
+from sklearn.utils._set_output import _wrap_data_with_container
 from sklearn.utils.validation import check_is_fitted
 
 from impute_dgm._device import draw_seed, seeded_torch
@@ -224,6 +225,7 @@ class VAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseVAE):
             ``n_imputations`` completed copies of ``X``, each as :meth:`transform` returns it.
         """
         check_is_fitted(self)
+        original = X
         X, X_model = self._encode(X, reset=False)
         random_state = check_random_state(random_state)
         device = self._runtime_device()
@@ -239,7 +241,8 @@ class VAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseVAE):
             # torch RNG is left as it was.
             with seeded_torch(draw_seed(random_state), device):
                 tables.append(self._fill(X, X_model, draw, n_samples=n_proposals))
-        return tables
+        # In the container ``set_output`` asks for, as transform's output is.
+        return [_wrap_data_with_container("transform", table, original, self) for table in tables]
 
 
 _MISSINGNESS_DOC = """missingness : {"mar", "self_masking"}, default="mar"
