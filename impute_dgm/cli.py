@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -96,20 +97,29 @@ def _score(args) -> None:
 
 
 def _serve(args) -> None:
+    import signal
     import subprocess
 
     try:
         from impute_dgm.integrations.mlflow_models import save_model
     except ImportError:  # pragma: no cover - the [mlflow] extra is optional
         raise CommandError("serve needs MLflow: pip install 'impute-dgm[mlflow]'") from None
+    if args.max_rows < 1:
+        raise CommandError(f"--max-rows {args.max_rows}: give a positive number of rows")
     model = load_model(args.model)
-    served = Path(args.model) / "mlflow-model"
-    if not served.exists():
-        save_model(model, served)
-    command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", str(served),
-               "--env-manager", "local", "--host", args.host, "--port", str(args.port)]  # fmt: skip
-    print(f"serving {args.model} at http://{args.host}:{args.port}/invocations", flush=True)
-    raise SystemExit(subprocess.call(command))
+    # The MLflow model lives as long as the server: the model directory is left as it was.
+    with tempfile.TemporaryDirectory(prefix="impute-dgm-serve-") as staging:
+        served = Path(staging) / "mlflow-model"
+        save_model(model, served, max_rows=args.max_rows)
+        command = [
+            sys.executable, "-m", "mlflow", "models", "serve", "-m", str(served),
+            "--env-manager", "local", "--host", args.host, "--port", str(args.port),
+        ]  # fmt: skip
+        print(f"serving {args.model} at http://{args.host}:{args.port}/invocations", flush=True)
+        # A terminated server still removes its staging directory (SIGTERM -> SystemExit).
+        signal.signal(signal.SIGTERM, lambda number, frame: sys.exit(128 + number))
+        code = subprocess.call(command)
+    raise SystemExit(code)
 
 
 def _demo(args) -> None:
@@ -151,6 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("-m", "--model", required=True)
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=5000)
+    serve.add_argument(
+        "--max-rows", type=int, default=100_000, help="most rows per request (default 100000)"
+    )
     serve.set_defaults(run=_serve)
 
     demo = commands.add_parser("demo", help="impute breast cancer data with 50%% removed")

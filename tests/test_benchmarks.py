@@ -78,6 +78,38 @@ def test_serving_benchmark_times_real_requests(tmp_path, monkeypatch):
     assert latency["1000_rows"]["p50_ms"] > latency["1_rows"]["p50_ms"]
 
 
+def test_serving_load_answers_valid_requests_and_refuses_malformed_ones(tmp_path, monkeypatch):
+    pytest.importorskip("mlflow", reason="the serving benchmark serves with MLflow ([mlflow])")
+    run_script(
+        "serving.py",
+        ["--load", "--quick", "--clients", "4", "--servers", "impute-dgm serve"]
+        + ["--results-dir", str(tmp_path)],
+        monkeypatch,
+    )
+    payload = json.loads((tmp_path / "serving_load.json").read_text())
+    run = payload["servers"]["impute-dgm serve"]
+    assert run["requests_sent"] == 200 and run["server_errors_5xx"] == 0
+    assert run["valid"]["answered_correctly"] == run["valid"]["sent"] == 180
+    for kind, record in run["malformed"].items():
+        assert record["sent"] == 5, kind
+        # Refused with a 4xx that names the reason (e.g. "serves at most" for too many rows).
+        assert record["refused_4xx_with_reason"] == 5, (kind, record["example_reason"])
+    assert run["memory_mib"]["peak"] > 0
+
+
+def test_fuzz_benchmark_counts_outcomes_for_every_estimator(tmp_path, monkeypatch):
+    pytest.importorskip("hypothesis", reason="the fuzz benchmark generates inputs with hypothesis")
+    run_script("fuzz.py", ["--quick", "--results-dir", str(tmp_path)], monkeypatch)
+    payload = json.loads((tmp_path / "fuzz.json").read_text())
+    assert set(payload["results"]) == {
+        "VAEImputer", "VAEEmbedder", "FlowDensityEstimator", "VAEClassifier", "EmbedThenClassify",
+    }  # fmt: skip
+    for record in payload["results"].values():
+        assert record["examples"] == 20 == sum(record["outcomes"].values())
+        assert record["outcomes"].get("refused", 0) == sum(record["refusals_by_reason"].values())
+    assert payload["failures"] == 0
+
+
 def test_semi_supervised_benchmark_writes_every_cell(tmp_path, monkeypatch):
     run_script(
         "semi_supervised.py",

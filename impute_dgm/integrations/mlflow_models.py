@@ -46,6 +46,9 @@ from impute_dgm.persistence import save_estimator as _save_directory
 METHODS = ("predict", "transform", "score_samples", "predict_proba")
 _CONFIG_FILE = "pyfunc.json"
 LOG_DENSITY_COLUMN = "log_density"
+#: Most rows a served request may hold unless ``max_rows`` says otherwise (about 3 minutes of
+#: imputation at the default 500 importance samples on one core).
+DEFAULT_MAX_ROWS = 100_000
 
 
 def _mlflow():
@@ -102,18 +105,28 @@ class EstimatorPyfunc:
     ----------
     estimator : fitted estimator or Pipeline
     method : {"predict", "transform", "score_samples", "predict_proba"}
+    max_rows : int or None, default=None
+        Largest request served; a larger one is refused (a 400 from ``mlflow models serve``)
+        instead of holding a worker for minutes. None: no limit.
     """
 
-    def __init__(self, estimator: Any, method: str) -> None:
+    def __init__(self, estimator: Any, method: str, max_rows: int | None = None) -> None:
         if method not in METHODS:
             raise ValueError(f"method={method!r} is not one of {METHODS}.")
         if not hasattr(estimator, method):
             raise ValueError(f"{type(estimator).__name__} has no {method}.")
         self.estimator = estimator
         self.method = method
+        self.max_rows = max_rows
         self.columns = input_columns(estimator)
 
     def _as_model_input(self, data: Any) -> Any:
+        n_rows = len(data) if hasattr(data, "__len__") else None
+        if self.max_rows is not None and n_rows is not None and n_rows > self.max_rows:
+            raise ValueError(
+                f"The request has {n_rows} rows; this model serves at most {self.max_rows} per "
+                "request (max_rows when it was saved): send smaller batches."
+            )
         if isinstance(data, pd.DataFrame):
             missing = [c for c in self.columns if c not in data.columns]
             if missing:
@@ -159,8 +172,8 @@ class EstimatorPyfunc:
 def _load_pyfunc(data_path: str, model_config: dict | None = None) -> EstimatorPyfunc:
     """MLflow's entry point for ``loader_module`` models."""
     data_path = Path(data_path)
-    method = json.loads((data_path / _CONFIG_FILE).read_text())["method"]
-    return EstimatorPyfunc(_load_directory(data_path), method)
+    config = json.loads((data_path / _CONFIG_FILE).read_text())
+    return EstimatorPyfunc(_load_directory(data_path), config["method"], config.get("max_rows"))
 
 
 def _input_example_frame(estimator: Any, input_example: Any) -> pd.DataFrame | None:
@@ -230,14 +243,22 @@ def _requirements() -> list[str]:
 
 
 def _pyfunc_arguments(
-    estimator: Any, staging: str, input_example: Any, method: str | None, metadata: dict | None
+    estimator: Any,
+    staging: str,
+    input_example: Any,
+    method: str | None,
+    metadata: dict | None,
+    max_rows: int | None,
 ) -> dict[str, Any]:
     """Write the estimator under ``staging`` and return the arguments of MLflow's save/log."""
     method = method or default_method(estimator)
-    pyfunc = EstimatorPyfunc(estimator, method)  # fails early on a bad method or an unfitted one
+    if max_rows is not None and max_rows < 1:
+        raise ValueError(f"max_rows={max_rows} must be a positive number of rows, or None.")
+    # Fails early on a bad method or an unfitted estimator.
+    pyfunc = EstimatorPyfunc(estimator, method, max_rows)
     example = _input_example_frame(estimator, input_example)
     data_path = _save_directory(estimator, Path(staging) / "estimator")
-    (data_path / _CONFIG_FILE).write_text(json.dumps({"method": method}))
+    (data_path / _CONFIG_FILE).write_text(json.dumps({"method": method, "max_rows": max_rows}))
     return dict(
         loader_module=__name__,
         data_path=str(data_path),
@@ -255,6 +276,7 @@ def save_model(
     input_example: Any = None,
     method: str | None = None,
     metadata: dict | None = None,
+    max_rows: int | None = DEFAULT_MAX_ROWS,
 ) -> None:
     """Save a fitted estimator as an MLflow pyfunc model directory at ``path``.
 
@@ -269,10 +291,13 @@ def save_model(
         What ``predict`` of the pyfunc model calls; default :func:`default_method`.
     metadata : dict, optional
         Stored in the MLmodel file.
+    max_rows : int or None, default=100_000
+        Most rows one request may hold; larger requests are refused with a 400 that says so
+        (imputation costs ``n_eval_samples`` decoder passes per row). None: no limit.
     """
     mlflow = _mlflow()
     with tempfile.TemporaryDirectory() as staging:
-        arguments = _pyfunc_arguments(estimator, staging, input_example, method, metadata)
+        arguments = _pyfunc_arguments(estimator, staging, input_example, method, metadata, max_rows)
         mlflow.pyfunc.save_model(path=str(path), **arguments)
 
 
@@ -284,6 +309,7 @@ def log_model(
     method: str | None = None,
     registered_model_name: str | None = None,
     metadata: dict | None = None,
+    max_rows: int | None = DEFAULT_MAX_ROWS,
 ):
     """Log a fitted estimator to the active MLflow run (one is started if none is active).
 
@@ -292,7 +318,7 @@ def log_model(
     estimator : fitted estimator or Pipeline
     name : str, default="model"
         Name of the logged model in the run.
-    input_example, method, metadata
+    input_example, method, metadata, max_rows
         As in :func:`save_model`.
     registered_model_name : str, optional
         Also register the model under this name (a new version).
@@ -312,7 +338,7 @@ def log_model(
     """
     mlflow = _mlflow()
     with tempfile.TemporaryDirectory() as staging:
-        arguments = _pyfunc_arguments(estimator, staging, input_example, method, metadata)
+        arguments = _pyfunc_arguments(estimator, staging, input_example, method, metadata, max_rows)
         return mlflow.pyfunc.log_model(
             name=name, registered_model_name=registered_model_name, **arguments
         )
