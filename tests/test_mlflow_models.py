@@ -272,7 +272,12 @@ def test_mixed_table_model_keeps_its_dtypes_through_pyfunc_and_serving(
         served = pd.DataFrame(json.loads(text)["predictions"])
     expected = local.iloc[:30].reset_index(drop=True)
     assert list(served.columns) == list(X.columns)
-    np.testing.assert_array_equal(served["x"].to_numpy(float), expected["x"].to_numpy(float))
+    observed = X["x"].iloc[:30].notna().to_numpy()
+    served_x, expected_x = served["x"].to_numpy(float), expected["x"].to_numpy(float)
+    np.testing.assert_array_equal(served_x[observed], expected_x[observed])
+    # Imputed cells: the server is another process (its threads, its batch of rows), which may
+    # round the last bit differently (seen: 1 ulp).
+    np.testing.assert_allclose(served_x, expected_x, rtol=1e-9)
     for name in ("kids", "flag", "grade", "city"):
         assert served[name].tolist() == expected[name].astype(object).tolist(), name
     # A level the model never saw is named, as a client error.
