@@ -64,6 +64,13 @@ def _load(module: str, name: str):
     return getattr(importlib.import_module(module), name)
 
 
+# Modules that moved: files written before the move name the old path.
+_MOVED_MODULES = {
+    "impute_dgm.model": "impute_dgm.models.latent_variable",
+    "impute_dgm.labelled_model": "impute_dgm.models.labelled",
+}
+
+
 def resolve(module: str, name: str):
     """The object ``module.name`` refers to, if a model file may use it; else raise.
 
@@ -72,6 +79,7 @@ def resolve(module: str, name: str):
     UnsafeModelFileError
         For any name outside the allow-list (the module is not even imported).
     """
+    module = _MOVED_MODULES.get(module, module)
     if (module, name) in _ALLOWED_FUNCTIONS:
         return _load(module, name)
     if module == "builtins" and name in _ALLOWED_BUILTINS:

@@ -21,3 +21,22 @@ def test_flows_import_only_flows_and_libraries():
         ours = {m for m in imported_modules(path) if m.split(".")[0] == "impute_dgm"}
         outside = {m for m in ours if not m.startswith("impute_dgm.flows")}
         assert not outside, f"{path.name} imports {sorted(outside)}"
+
+
+def test_the_model_cores_live_in_models():
+    loose = {path.name for path in PACKAGE.glob("*.py")} & {"model.py", "labelled_model.py"}
+    assert not loose
+    from impute_dgm.models import DeepLatentVariableModel, LabelledLatentVariableModel
+
+    assert DeepLatentVariableModel.__module__ == "impute_dgm.models.latent_variable"
+    assert LabelledLatentVariableModel.__module__ == "impute_dgm.models.labelled"
+
+
+def test_model_files_written_before_the_move_still_resolve():
+    from impute_dgm.models import DeepLatentVariableModel, LabelledLatentVariableModel
+    from impute_dgm.safe_unpickling import resolve
+
+    assert resolve("impute_dgm.model", "DeepLatentVariableModel") is DeepLatentVariableModel
+    assert resolve("impute_dgm.labelled_model", "LabelledLatentVariableModel") is (
+        LabelledLatentVariableModel
+    )

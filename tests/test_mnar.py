@@ -14,7 +14,7 @@ from impute_dgm.distributions import GaussianLikelihood
 from impute_dgm.distributions.missingness import SelfMaskingLogistic
 from impute_dgm.distributions.priors import StandardNormalPrior
 from impute_dgm.missingness import ampute
-from impute_dgm.model import DeepLatentVariableModel
+from impute_dgm.models import DeepLatentVariableModel
 
 N_FEATURES, LATENT = 5, 2
 

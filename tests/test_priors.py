@@ -15,7 +15,7 @@ from impute_dgm.distributions import (
     make_prior,
 )
 from impute_dgm.flows import AffineCoupling, Flow
-from impute_dgm.model import DeepLatentVariableModel
+from impute_dgm.models import DeepLatentVariableModel
 
 
 def randomize(module, scale=0.3, seed=0):

@@ -109,7 +109,7 @@ def test_warmup_epochs_are_not_watched_by_early_stopping():
 def test_kl_warmup_anneals_the_prior_term_of_the_vae_bound():
     from impute_dgm.distributions.likelihoods import GaussianLikelihood
     from impute_dgm.distributions.priors import StandardNormalPrior
-    from impute_dgm.model import DeepLatentVariableModel
+    from impute_dgm.models import DeepLatentVariableModel
 
     torch.manual_seed(0)
     model = DeepLatentVariableModel(4, 2, (8,), GaussianLikelihood(), StandardNormalPrior(2))

@@ -20,7 +20,7 @@ from impute_dgm.distributions.missingness import make_missingness
 from impute_dgm.distributions.priors import PRIORS, Prior, make_prior
 from impute_dgm.estimators._base import BaseTorchEstimator
 from impute_dgm.hidden_cells import ROWS_PER_CHUNK as VALIDATION_ROWS_PER_CHUNK
-from impute_dgm.model import DeepLatentVariableModel
+from impute_dgm.models import DeepLatentVariableModel
 from impute_dgm.schema import TableSchema
 
 # Parameter docs shared by the VAE estimators' docstrings.

@@ -17,7 +17,7 @@ from impute_dgm.distributions.likelihoods import Likelihood
 from impute_dgm.distributions.priors import Prior
 from impute_dgm.estimators._labels import split_labelled
 from impute_dgm.estimators._vae import VAE_PARAMETERS_DOC, BaseVAE
-from impute_dgm.labelled_model import LabelledLatentVariableModel
+from impute_dgm.models import LabelledLatentVariableModel
 
 _ALPHA_DOC = """alpha : float, default=1.0
         Weight of the classification term -log q(y | x) (mean over a mini-batch of labelled

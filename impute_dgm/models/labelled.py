@@ -2,9 +2,10 @@
 
 p(x, y, z) = p(y) p(z) p(x | y, z), with a uniform p(y) over the classes, any prior p(z) of
 :mod:`impute_dgm.distributions.priors` and any likelihood; inference networks q(y | x, m) (the
-classifier) and q(z | x, y, m). As in :class:`~impute_dgm.model.DeepLatentVariableModel`,
-missing entries are zero-filled for the networks and left out of log p(x | y, z) (MIWAE), and
-the pieces are ``torch.distributions`` objects: the model only combines their ``log_prob``s.
+classifier) and q(z | x, y, m). As in
+:class:`~impute_dgm.models.latent_variable.DeepLatentVariableModel`, missing entries are
+zero-filled for the networks and left out of log p(x | y, z) (MIWAE), and the pieces are
+``torch.distributions`` objects: the model only combines their ``log_prob``s.
 
 - labelled rows: the importance-weighted bound on log p(x_obs, y);
 - unlabelled rows: sum_y q(y | x) bound(x, y) + H[q(y | x)], the bound on log p(x_obs);
