@@ -9,7 +9,7 @@ TORCH_PIP_ARGS ?=
 PYTEST_ARGS ?= -n 2
 BIN := $(VENV)/bin
 
-.PHONY: demo test test-seeds install install-dev lint benchmark clean
+.PHONY: demo test test-seeds install install-dev lint benchmark notebooks clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -55,3 +55,8 @@ benchmark: install-dev
 
 clean:
 	rm -rf $(VENV) build *.egg-info
+
+# Re-execute every notebook with a Jupyter kernel and save its outputs in place (full setting).
+notebooks: install
+	$(BIN)/python -m pip install -e ".[notebooks]"
+	cd notebooks && $(abspath $(BIN))/jupyter-execute --inplace --timeout=1800 *.ipynb

@@ -20,7 +20,6 @@ from typing import Protocol
 import torch
 from torch import distributed, nn
 from torch.nn.parallel import DistributedDataParallel
-from tqdm.auto import tqdm
 
 
 class Callback(Protocol):
@@ -202,6 +201,12 @@ class Trainer:
         use_validation = validation_data is not None and evaluate is not None
         best_loss, best_state, epochs_without_improvement = math.inf, None, 0
         finished_state = None
+        if self.verbose >= 1 and rank == 0:
+            # Imported only for a bar: in a notebook without ipywidgets, importing tqdm.auto
+            # warns, which verbose=0 must not.
+            from tqdm.auto import tqdm
+        else:
+            from tqdm.std import tqdm
         progress = tqdm(
             range(self.n_epochs),
             desc=self.description,
