@@ -98,9 +98,11 @@ def test_spline_couplings_fit_a_curved_density_better_than_affine():
     X, _ = make_moons(1500, noise=0.08, random_state=seed(0))
     scores = {}
     for coupling in ("affine", "spline"):
+        # Both on N(0, I): the couplings alone are compared (a mixture base narrows the gap).
         flow = FlowDensityEstimator(
-            coupling=coupling, n_layers=4, hidden_dims=(32, 32), n_epochs=40, random_state=seed(0)
-        ).fit(X[:1000])
+            coupling=coupling, base="normal", n_layers=4, hidden_dims=(32, 32), n_epochs=40,
+            random_state=seed(0),
+        ).fit(X[:1000])  # fmt: skip
         scores[coupling] = flow.score(X[1000:])
     # Over seed shifts 0-3 the gain was 0.49 to 0.59 nats per point.
     check("spline minus affine held-out nats", scores["spline"] - scores["affine"], ">", 0.2)

@@ -20,6 +20,7 @@ from impute_dgm.flows.layers import (
     Squeeze,
 )
 from impute_dgm.flows.masks import alternating_mask, channel_mask, checkerboard_mask
+from impute_dgm.flows.mixture import GaussianMixtureBase
 from impute_dgm.flows.multiscale import MultiScale
 from impute_dgm.flows.spline import SplineCoupling, rational_quadratic_spline
 
@@ -34,6 +35,7 @@ __all__ = [
     "Flow",
     "FlowDistribution",
     "FlowLayer",
+    "GaussianMixtureBase",
     "LayerTransform",
     "Logit",
     "MaskedAffineCoupling",

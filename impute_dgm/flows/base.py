@@ -84,6 +84,14 @@ class StandardNormal(nn.Module):
     def forward(self) -> Distribution:
         return Independent(Normal(self.loc, self.scale, validate_args=False), 1)
 
+    @torch.no_grad()
+    def sample(self, n_samples: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``n_samples`` draws, from ``generator`` (torch's distributions take none)."""
+        noise = torch.randn(
+            n_samples, self.loc.shape[0], generator=generator, device=self.loc.device
+        )
+        return noise.to(self.loc.dtype)
+
 
 class Flow(nn.Module):
     """A normalising flow: a base distribution on u and layers mapping x to u.
@@ -151,6 +159,13 @@ class FlowDistribution(Distribution):
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
         flat = value.reshape(-1, self.flow.n_features)
         return self.flow.log_prob(flat).reshape(value.shape[:-1])
+
+    def sample(self, sample_shape: Sequence[int] = ()) -> torch.Tensor:
+        # Bases without reparameterised draws (a mixture) can still be sampled.
+        with torch.no_grad():
+            sample_shape = torch.Size(sample_shape)
+            u = self.flow.base().sample(sample_shape).reshape(-1, self.flow.n_features)
+            return self.flow.sample_from_noise(u).reshape(sample_shape + (self.flow.n_features,))
 
     def rsample(self, sample_shape: Sequence[int] = ()) -> torch.Tensor:
         sample_shape = torch.Size(sample_shape)

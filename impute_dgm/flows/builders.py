@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+from torch import nn
 
 from impute_dgm.flows.base import Flow, FlowLayer
 from impute_dgm.flows.coupling import AffineCoupling
@@ -22,6 +23,7 @@ def make_tabular_flow(
     preprocessing: Sequence[FlowLayer] = (),
     coupling: str = "affine",
     n_bins: int = 8,
+    base: nn.Module | None = None,
 ) -> Flow:
     """A coupling flow for flat vectors: affine (RealNVP) or rational-quadratic spline
     couplings (neural spline flow) with alternating masks.
@@ -44,6 +46,9 @@ def make_tabular_flow(
         :class:`AffineCoupling` or :class:`~impute_dgm.flows.spline.SplineCoupling`.
     n_bins : int, default=8
         Bins of each spline (``coupling="spline"``).
+    base : nn.Module, optional
+        Base distribution module (e.g. :class:`~impute_dgm.flows.mixture.GaussianMixtureBase`);
+        standard normal by default.
     """
     if coupling not in ("affine", "spline"):
         raise ValueError(f"coupling={coupling!r} is not 'affine' or 'spline'.")
@@ -57,7 +62,7 @@ def make_tabular_flow(
         else:
             layers.append(AffineCoupling(mask, hidden_dims))
         layers.extend(normalization_layer(normalization, n_features))
-    return Flow(layers, n_features)
+    return Flow(layers, n_features, base)
 
 
 def make_image_flow(
