@@ -42,8 +42,12 @@ def test_flow_benchmark_writes_its_table_and_figure(tmp_path, monkeypatch):
     run_script("flows.py", ["--quick", "--seeds", "1", "--results-dir", str(tmp_path)], monkeypatch)
     payload = json.loads((tmp_path / "flows.json").read_text())
     assert set(payload["toy"]) == {"two gaussians", "chequerboard", "two moons"}
+    for per_method in payload["toy"].values():
+        assert {"FlowDensityEstimator (defaults)", "KDE (bandwidth by CV)"} <= set(per_method)
+        for record in per_method.values():
+            assert math.isfinite(record["held_out_log_likelihood"])
     assert (tmp_path / "flows_toy_quick.png").stat().st_size > 1000
-    assert "ratios" in payload["digits"]
+    assert "spline_train_rows_per_s_over_zuko_nsf" in payload["digits"]["ratios"]
 
 
 def test_density_benchmark_writes_its_table_and_figures(tmp_path, monkeypatch):
@@ -266,7 +270,7 @@ def test_density_tables_benchmark_compares_flows_with_tuned_baselines(tmp_path, 
     payload = json.loads((tmp_path / "density_tables.json").read_text())
     assert set(payload["results"]) == {"wine", "penguins"}
     for per_method in payload["results"].values():
-        assert {"GaussianMixture (CV)", "KDE (CV)", "FlowDensityEstimator (spline)"} <= set(
+        assert {"GaussianMixture (CV)", "KDE (CV)", "FlowDensityEstimator (defaults)"} <= set(
             per_method
         )
         for record in per_method.values():
