@@ -29,13 +29,10 @@ import http.client
 import json
 import os
 import queue
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -50,6 +47,7 @@ from impute_dgm.integrations.mlflow import save_model  # noqa: E402
 from impute_dgm.integrations.mlflow_serving import (  # noqa: E402
     free_local_port,
     local_model_server,
+    serving_process,
 )
 from impute_dgm.missingness import ampute  # noqa: E402
 from impute_dgm.persistence import save_estimator  # noqa: E402
@@ -129,35 +127,6 @@ def server_rss_mib(session: int) -> float:
         except (OSError, ValueError, IndexError):  # the process ended meanwhile
             continue
     return total_kib / 1024
-
-
-@contextmanager
-def running_server(command: list[str], port: int, log_path: Path):
-    """Start ``command`` in its own session, wait for /ping, yield its pid; stop it after."""
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    with open(log_path, "w") as log:
-        server = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
-        )
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2)
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(
-                        f"the server did not start:\n{log_path.read_text()}"
-                    ) from None
-                time.sleep(0.5)
-        yield server.pid
-    finally:
-        try:
-            os.killpg(server.pid, 15)
-        except ProcessLookupError:
-            pass
-        server.wait(timeout=60)
 
 
 def answer_matches(payload: bytes, expected: np.ndarray, columns: list[str]) -> bool:
@@ -305,7 +274,8 @@ def load_main(args) -> dict:
                     "--port", str(port), "--max-rows", str(args.max_rows),
                 ]  # fmt: skip
             log = folder / f"{server.split()[0]}.log"
-            with running_server(command, port, log) as pid:
+            with serving_process(command, port, log_path=log) as server_process:
+                pid = server_process.pid
                 warm_up = [item for item in plan if item[0] == "valid"][:20]
                 load_run(port, pid, warm_up, argparse.Namespace(**{**vars(args), "clients": 1}))
                 outcome = load_run(port, pid, plan, args)

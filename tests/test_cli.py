@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -110,27 +109,13 @@ def test_help_everywhere(command):
 
 def test_serve_answers_a_request(workspace):
     pytest.importorskip("mlflow")
-    from impute_dgm.integrations.mlflow_serving import free_local_port
+    from impute_dgm.integrations.mlflow_serving import free_local_port, serving_process
 
     folder, holey = workspace
     port = free_local_port()
     command = [str(ENTRY_POINT)] if ENTRY_POINT.exists() else [sys.executable, "-m", "impute_dgm"]
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    with open(folder / "serve.log", "w") as log:
-        server = subprocess.Popen(
-            [*command, "serve", "-m", str(folder / "model"), "--port", str(port)],
-            stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
-        )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2)
-                break
-            except OSError:
-                assert server.poll() is None, (folder / "serve.log").read_text()
-                assert time.monotonic() < deadline, (folder / "serve.log").read_text()
-                time.sleep(1)
+    serve = [*command, "serve", "-m", str(folder / "model"), "--port", str(port)]
+    with serving_process(serve, port, log_path=folder / "serve.log"):
         rows = holey.iloc[:5]
         body = {
             "dataframe_split": {
@@ -147,6 +132,3 @@ def test_serve_answers_a_request(workspace):
         answer = json.loads(urllib.request.urlopen(request, timeout=60).read())
         served = pd.DataFrame(answer["predictions"])
         assert served.shape == rows.shape and not served.isna().any().any()
-    finally:
-        os.killpg(server.pid, 15)
-        server.wait(timeout=30)

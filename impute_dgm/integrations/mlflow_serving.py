@@ -38,6 +38,59 @@ def _answers_ping(port: int) -> bool:
 
 
 @contextmanager
+def serving_process(
+    command: list[str],
+    port: int,
+    *,
+    env: dict[str, str] | None = None,
+    cwd: str | Path | None = None,
+    log_path: str | Path | None = None,
+    timeout: float = 180.0,
+) -> Iterator[subprocess.Popen]:
+    """Run the HTTP server ``command`` (listening on 127.0.0.1:``port``) while a block lasts.
+
+    It starts in its own session, with this interpreter's ``bin`` directory first on ``PATH``;
+    the block begins once ``/ping`` answers, and the server and its workers are stopped when
+    it ends. Used by :func:`local_model_server`, the serving benchmark and the CLI's tests.
+
+    Yields
+    ------
+    subprocess.Popen
+        The server process (its pid is its session's id).
+
+    Raises
+    ------
+    RuntimeError
+        If the server exits or does not answer in ``timeout`` seconds (with its output).
+    """
+    env = dict(os.environ if env is None else env)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    if log_path is None:
+        log_path = Path(tempfile.mkstemp(prefix="impute-dgm-serve-", suffix=".log")[1])
+    log_path = Path(log_path)
+    with open(log_path, "w") as log:
+        server = subprocess.Popen(
+            command, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: stopping it stops the workers
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + timeout
+        while not _answers_ping(port):
+            if server.poll() is not None:
+                raise RuntimeError(f"{command[:4]} exited:\n{log_path.read_text()}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{command[:4]} did not answer in {timeout:.0f} s")
+            time.sleep(0.5)
+        yield server
+    finally:
+        try:
+            os.killpg(server.pid, signal.SIGTERM)
+        except ProcessLookupError:  # the whole group has exited already
+            pass
+        server.wait(timeout=60)
+
+
+@contextmanager
 def local_model_server(
     model_uri: str,
     *,
@@ -79,32 +132,9 @@ def local_model_server(
         If the server exits or does not answer in time (with its output).
     """
     port = port or free_local_port()
-    env = dict(os.environ if env is None else env)
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    if log_path is None:
-        log_path = Path(tempfile.mkstemp(prefix="mlflow-serve-", suffix=".log")[1])
-    log_path = Path(log_path)
     command = [
         sys.executable, "-m", "mlflow", "models", "serve", "-m", model_uri,
         "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port),
     ]  # fmt: skip
-    with open(log_path, "w") as log:
-        server = subprocess.Popen(
-            command, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: stopping it stops the workers
-        )  # fmt: skip
-    try:
-        deadline = time.monotonic() + timeout
-        while not _answers_ping(port):
-            if server.poll() is not None:
-                raise RuntimeError(f"mlflow models serve exited:\n{log_path.read_text()}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"mlflow models serve did not answer in {timeout:.0f} s")
-            time.sleep(0.5)
+    with serving_process(command, port, env=env, cwd=cwd, log_path=log_path, timeout=timeout):
         yield f"http://127.0.0.1:{port}"
-    finally:
-        try:
-            os.killpg(server.pid, signal.SIGTERM)
-        except ProcessLookupError:  # the whole group has exited already
-            pass
-        server.wait(timeout=30)
