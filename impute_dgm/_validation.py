@@ -259,13 +259,13 @@ def check_table_input(
     and columns with no observed value are refused with the column named. Anything else goes
     through :func:`check_array_input` and comes back as a float64 array.
     """
-    _refuse_duplicate_columns(X)
     if table is None:
         table = is_mixed_table(X)
     if not table:
         return check_array_input(
             estimator, X, reset=reset, forbid_all_missing_columns=forbid_all_missing_columns
         )
+    _refuse_duplicate_columns(X)
     if not isinstance(X, pd.DataFrame):
         raise ValueError(
             f"{type(estimator).__name__} was fitted on a DataFrame with integer, boolean or "
