@@ -275,7 +275,7 @@ def test_default_flow_starts_where_the_cross_validated_mixture_ends():
     # A step of 1e-12 leaves the couplings at the identity and the base at the fitted mixture.
     flow = FlowDensityEstimator(n_epochs=1, lr=1e-12, random_state=0).fit(X)
     mixture, scaler = flow.base_mixture_, flow.scaler_
-    assert mixture.n_components in (1, 2, 4, 8, 16)
+    assert mixture.n_components in (1, 2, 4)
     expected = mixture.score_samples(scaler.transform(X)) - np.log(scaler.scale_).sum()
     np.testing.assert_allclose(flow.score_samples(X), expected, rtol=1e-4, atol=1e-3)
 

@@ -17,8 +17,11 @@ from sklearn.model_selection import GridSearchCV
 
 from impute_dgm.flows.mixture import GaussianMixtureBase
 
-# Components tried by n_components="auto" (each needs about 10 rows to be tried at all).
-COMPONENT_GRID = (1, 2, 4, 8, 16)
+# Components tried by n_components="auto" (each needs about 10 rows to be tried at all). The
+# base gives the coarse modes and correlations, the couplings the fine structure: with 8 or 16
+# components on offer, CV picked them on digits and on the chequerboard, and the flow ended
+# 6.8 nats (digits) and 0.07 nats KL (chequerboard) worse than on at most 4 (other tables equal).
+COMPONENT_GRID = (1, 2, 4)
 ROWS_PER_COMPONENT = 10
 # The mixture is a starting point the flow trains further: a subsample chooses and fits it, so
 # that a million-row table costs what 5,000 rows do.

@@ -68,10 +68,10 @@ class FlowDensityEstimator(
         to the standardised training rows and trained further with the couplings, or N(0, I).
         Image and dequantised flows, and a table of one row, use N(0, I).
     n_components : int or "auto", default="auto"
-        Components of the mixture base. "auto" chooses 1, 2, 4, 8 or 16 components and full or
-        diagonal covariances by 3-fold cross-validated log-likelihood on at most 5,000 rows,
-        as one would tune ``sklearn.mixture.GaussianMixture``; an int fits that many
-        full-covariance components.
+        Components of the mixture base. "auto" chooses 1, 2 or 4 components and full or
+        diagonal covariances by 3-fold cross-validated log-likelihood on at most 5,000 rows (a
+        coarse start: the couplings add the detail); an int fits that many full-covariance
+        components.
     architecture : {"tabular", "image"}, default="tabular"
         Flat couplings with alternating masks, or the multi-scale image flow.
     image_shape : tuple (C, H, W) or (H, W), default=None
