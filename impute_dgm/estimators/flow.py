@@ -271,15 +271,24 @@ class FlowDensityEstimator(
             tuple(int(h) for h in self.hidden_dims),
             self.normalization,
             preprocessing,
-            coupling=getattr(self, "coupling", "affine"),
-            n_bins=getattr(self, "n_bins", 8),
-            # Files from before mixture bases have no base_mixture_: N(0, I), as they were fitted.
-            base=(
-                mixture_module(self.base_mixture_)
-                if getattr(self, "base_mixture_", None) is not None
-                else None
-            ),
+            coupling=self.coupling,
+            n_bins=self.n_bins,
+            base=None if self.base_mixture_ is None else mixture_module(self.base_mixture_),
         )
+
+    # What estimators saved before these parameters existed were fitted with.
+    _SAVED_BEFORE = {
+        "coupling": "affine",
+        "n_bins": 8,
+        "base": "normal",
+        "n_components": "auto",
+        "base_mixture_": None,
+    }
+
+    def __setstate__(self, state: dict) -> None:
+        # An older file lacks the newer parameters: give them the behaviour it was fitted with,
+        # so that it loads, scores, reports get_params and refits as before.
+        super().__setstate__({**self._SAVED_BEFORE, **state})
 
     def _check_levels(self, X: np.ndarray) -> None:
         check_integer_levels(X, self.n_levels_, "dequantize=True")
