@@ -282,8 +282,8 @@ def check_table_input(
     if numeric:
         # Text among numbers, then infinity, in the continuous columns.
         _check_strings(X.iloc[:, numeric])
-        values = X.iloc[:, numeric].apply(pd.to_numeric).astype("float64")
-        _refuse_infinity(values.to_numpy(dtype=np.float64, na_value=np.nan), list(values.columns))
+        values = _missing_as_nan(X.iloc[:, numeric])
+        _refuse_infinity(values.to_numpy(dtype=np.float64), list(values.columns))
     if forbid_all_missing_columns:
         _refuse_empty_columns(X.isna().to_numpy(), list(X.columns))
     return X
