@@ -136,7 +136,9 @@ def test_dequantized_model_is_a_normalised_discrete_distribution():
     unit bin [x, x + 1). Integrating numerically over every bin gives probabilities that sum to
     one, less the little mass the logit margin (alpha) leaves outside [0, n_levels): a lost
     log bin-width or logit log-determinant would be off by a factor of 3 or more per feature.
-    score_samples, the average of log p(x + u), lies below log P(x) (Jensen) but close to it."""
+    score_samples, the importance-weighted bound with K = 200 noise draws, estimates log P(x):
+    below it in expectation, and within Monte Carlo error of it (|gap| 0.005-0.035 over seeds;
+    the average of log p(x + u) it replaced was up to 0.5 below)."""
     import torch
 
     rng = np.random.default_rng(seed(0))
@@ -158,8 +160,8 @@ def test_dequantized_model_is_a_normalised_discrete_distribution():
     check("total probability of the nine states", probabilities.sum(), ">", 0.9)
     scores = flow.score_samples(states)
     gaps = np.log(probabilities) - scores
-    check("smallest log P(x) - score (Jensen: >= 0)", gaps.min(), ">", -0.02)
-    check("largest log P(x) - score", gaps.max(), "<", 0.5)
+    check("smallest log P(x) - score", gaps.min(), ">", -0.08)
+    check("largest log P(x) - score", gaps.max(), "<", 0.08)
     empirical = np.array([np.mean(np.all(X == s, axis=1)) for s in states])
     # 0.015-0.043 over seeds and thread counts (3000 draws: a frequency's standard error is
     # about 0.007; the flow adds its own error).

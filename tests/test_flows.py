@@ -10,6 +10,7 @@ from impute_dgm.flows import (
     AffineCoupling,
     BatchNormFlow,
     Logit,
+    LULinear,
     MaskedAffineCoupling,
     MultiScale,
     Permutation,
@@ -109,6 +110,28 @@ def test_permutations():
     check_layer(Reverse(5), tabular())
     check_layer(Permutation(torch.tensor([2, 0, 4, 1, 3])), tabular())
     assert Reverse(3)(torch.tensor([[1.0, 2.0, 3.0]]))[0].tolist() == [[3.0, 2.0, 1.0]]
+
+
+def test_lu_linear_layer_is_exact_and_mixes_every_feature():
+    layer = LULinear(5, generator=torch.Generator().manual_seed(0))
+    x = tabular()
+    # A fresh layer is its permutation: same values, reordered, log-det 0.
+    y, ladj = layer(x)
+    assert torch.equal(y.sort(-1).values, x.sort(-1).values) and torch.all(ladj == 0)
+    randomize(layer)
+    check_layer(layer, x)
+    jacobian = torch.autograd.functional.jacobian(lambda v: layer(v[None])[0][0], x[0])
+    assert (jacobian.abs() > 1e-6).sum() > 15  # dense, unlike a permutation's 5 entries
+
+
+def test_tabular_flow_with_linear_layers():
+    flow = make_tabular_flow(5, 3, (8,), linear=True, coupling="spline")
+    assert sum(isinstance(layer, LULinear) for layer in flow.layers) == 3
+    check_layer(randomize(flow, 0.2), tabular())
+    # One feature: nothing to mix, no linear layer.
+    assert not any(
+        isinstance(layer, LULinear) for layer in make_tabular_flow(1, 2, (4,), linear=True).layers
+    )
 
 
 def test_actnorm_initializes_from_data_and_is_exact():

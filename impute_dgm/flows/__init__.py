@@ -1,4 +1,5 @@
-"""Normalising-flow building blocks: RealNVP couplings, masks, multi-scale, dequantisation."""
+"""Normalising-flow building blocks: RealNVP and spline couplings, masks, multi-scale,
+invertible linear layers, dequantisation."""
 
 from impute_dgm.flows.base import (
     Flow,
@@ -9,11 +10,13 @@ from impute_dgm.flows.base import (
 )
 from impute_dgm.flows.builders import make_image_flow, make_tabular_flow
 from impute_dgm.flows.coupling import AffineCoupling, MaskedAffineCoupling
+from impute_dgm.flows.dequantization import UniformDequantizer, VariationalDequantizer
 from impute_dgm.flows.layers import (
     ActNorm,
     Affine,
     BatchNormFlow,
     Logit,
+    LULinear,
     Permutation,
     Reshape,
     Reverse,
@@ -38,12 +41,15 @@ __all__ = [
     "GaussianMixtureBase",
     "LayerTransform",
     "Logit",
+    "LULinear",
     "MaskedAffineCoupling",
     "MultiScale",
     "Permutation",
     "Reshape",
     "Reverse",
     "Squeeze",
+    "UniformDequantizer",
+    "VariationalDequantizer",
     "alternating_mask",
     "channel_mask",
     "checkerboard_mask",

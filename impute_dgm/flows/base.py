@@ -105,15 +105,24 @@ class Flow(nn.Module):
         Dimension of u (and of x, flattened).
     base : nn.Module, optional
         Module returning the base distribution over u; :class:`StandardNormal` by default.
+    dequantizer : nn.Module, optional
+        For discrete data, the q(u | x) of :mod:`impute_dgm.flows.dequantization` whose noise
+        makes x + u continuous. ``forward`` and ``log_prob`` do not use it (they see x + u);
+        it is held here so that it trains, moves, saves and copies with the flow.
     """
 
     def __init__(
-        self, layers: Sequence[FlowLayer], n_features: int, base: nn.Module | None = None
+        self,
+        layers: Sequence[FlowLayer],
+        n_features: int,
+        base: nn.Module | None = None,
+        dequantizer: nn.Module | None = None,
     ) -> None:
         super().__init__()
         self.layers = nn.ModuleList(layers)
         self.n_features = n_features
         self.base = base if base is not None else StandardNormal(n_features)
+        self.dequantizer = dequantizer
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """x -> (u, log|det du/dx|)."""

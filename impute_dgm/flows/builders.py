@@ -9,7 +9,7 @@ from torch import nn
 
 from impute_dgm.flows.base import Flow, FlowLayer
 from impute_dgm.flows.coupling import AffineCoupling
-from impute_dgm.flows.layers import Reshape
+from impute_dgm.flows.layers import LULinear, Reshape
 from impute_dgm.flows.masks import alternating_mask
 from impute_dgm.flows.multiscale import MultiScale, normalization_layer
 from impute_dgm.flows.spline import SplineCoupling
@@ -24,6 +24,8 @@ def make_tabular_flow(
     coupling: str = "affine",
     n_bins: int = 8,
     base: nn.Module | None = None,
+    linear: bool = False,
+    dequantizer: nn.Module | None = None,
 ) -> Flow:
     """A coupling flow for flat vectors: affine (RealNVP) or rational-quadratic spline
     couplings (neural spline flow) with alternating masks.
@@ -49,6 +51,12 @@ def make_tabular_flow(
     base : nn.Module, optional
         Base distribution module (e.g. :class:`~impute_dgm.flows.mixture.GaussianMixtureBase`);
         standard normal by default.
+    linear : bool, default=False
+        Put an invertible linear layer (:class:`~impute_dgm.flows.layers.LULinear`, starting
+        as a random permutation) after each coupling, so every feature can condition every
+        other instead of the fixed halves of alternating masks.
+    dequantizer : nn.Module, optional
+        q(u | x) for discrete data, carried by the flow (see :class:`Flow`).
     """
     if coupling not in ("affine", "spline"):
         raise ValueError(f"coupling={coupling!r} is not 'affine' or 'spline'.")
@@ -62,7 +70,9 @@ def make_tabular_flow(
         else:
             layers.append(AffineCoupling(mask, hidden_dims))
         layers.extend(normalization_layer(normalization, n_features))
-    return Flow(layers, n_features, base)
+        if linear and n_features > 1:
+            layers.append(LULinear(n_features))
+    return Flow(layers, n_features, base, dequantizer)
 
 
 def make_image_flow(
@@ -73,6 +83,7 @@ def make_image_flow(
     n_blocks: int = 2,
     normalization: str | None = None,
     preprocessing: Sequence[FlowLayer] = (),
+    dequantizer: nn.Module | None = None,
 ) -> Flow:
     """Multi-scale RealNVP for images given as flat rows of C * H * W values.
 
@@ -87,6 +98,8 @@ def make_image_flow(
     normalization : None, "actnorm" or "batchnorm"
     preprocessing : sequence of FlowLayer
         Fixed maps on the flat rows before reshaping to images.
+    dequantizer : nn.Module, optional
+        q(u | x) for the pixel levels, carried by the flow (see :class:`Flow`).
     """
     channels, height, width = image_shape
     layers: list[FlowLayer] = list(preprocessing)
@@ -94,4 +107,4 @@ def make_image_flow(
     layers.append(
         MultiScale(image_shape, n_scales, n_couplings, hidden_channels, n_blocks, normalization)
     )
-    return Flow(layers, channels * height * width)
+    return Flow(layers, channels * height * width, None, dequantizer)
