@@ -19,10 +19,15 @@ from impute_dgm.estimators._labels import split_labelled
 from impute_dgm.estimators._vae import VAE_PARAMETERS_DOC, BaseVAE
 from impute_dgm.models import LabelledLatentVariableModel
 
-_ALPHA_DOC = """alpha : float, default=1.0
+_ALPHA_DOC = """alpha : float, default=50.0
         Weight of the classification term -log q(y | x) (mean over a mini-batch of labelled
-        rows drawn at every step) against the generative bound (mean per row). The bound
-        alone trains q(y | x) only through the unlabelled rows.
+        rows drawn at every step, so labelled rows are in every step however few they are)
+        against the generative bound (mean per row). The bound alone trains q(y | x) only
+        through the unlabelled rows. 50 was chosen with the other defaults on digits (10, 50
+        and 100 labels), breast cancer and wine (10% labelled), on splits that are not the
+        benchmark's (seeds 100 and 101): mean accuracy over the five 0.805 at 1, 0.854 at 5,
+        0.888 at 20, 0.889 at 50, 0.884 at 100, 0.879 at 300; with 10 digit labels, 0.51 at 1
+        against 0.72 at 50.
     """
 
 
@@ -81,7 +86,7 @@ class VAEClassifier(ClassifierMixin, BaseVAE):
     def __init__(
         self,
         *,
-        alpha: float = 1.0,
+        alpha: float = 50.0,
         latent_dim: int = 10,
         hidden_dims: Sequence[int] = (128, 128),
         likelihood: str | Likelihood = "gaussian",
