@@ -123,20 +123,29 @@ def test_semi_supervised_benchmark_writes_every_cell(tmp_path, monkeypatch):
     payload = json.loads((tmp_path / "semi_supervised.json").read_text())
     results = payload["results"]
     assert set(results) == {"complete", "30% missing"}
-    for methods in results.values():
+    for condition, methods in results.items():
+        recipe = {"impute-then-spread (VAEImputer + LabelSpreading)"}
         assert set(methods) == {
             "M1 (VAEEmbedder + LogReg)",
             "M2 (VAEClassifier)",
+            "M2 (VAEClassifier defaults)",
             "LabelSpreading (knn)",
             "SelfTraining(SVC)",
             "LogReg (labelled only)",
             "PCA + LogReg",
-        }
+        } | (recipe if condition == "30% missing" else set())
         for cells in methods.values():
             assert set(cells) == {"10", "50"}
             for cell in cells.values():
                 assert 0.0 <= cell["accuracy"]["mean"] <= 1.0
     assert set(payload["margin_over_best_baseline"]["complete"]) == {"10", "50"}
+    # Breast cancer and wine with 10% of the rows labelled.
+    assert set(payload["tables"]) == {"breast cancer", "wine"}
+    for conditions in payload["tables"].values():
+        assert "M2 (VAEClassifier defaults)" in conditions["complete"]
+        missing = conditions["30% missing"]
+        assert "impute-then-spread (VAEImputer + LabelSpreading)" in missing
+        assert all(0.0 <= cell["mean"] <= 1.0 for cell in missing.values())
 
 
 def test_multiple_imputation_benchmark_writes_coverage(tmp_path, monkeypatch):
