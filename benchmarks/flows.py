@@ -329,25 +329,16 @@ def digits_methods(quick: bool) -> dict:
         n_epochs=epochs,
         n_iter_no_change=PATIENCE,
     )
+    spline = dict(coupling="spline", n_bins=8, n_layers=LAYERS, hidden_dims=HIDDEN)
     return {
         "impute-dgm RealNVP (tabular)": lambda seed: FlowDensityEstimator(
             coupling="affine", n_layers=LAYERS, hidden_dims=HIDDEN, random_state=seed, **common
         ),
         "impute-dgm spline (tabular)": lambda seed: FlowDensityEstimator(
-            coupling="spline",
-            n_bins=8,
-            n_layers=LAYERS,
-            hidden_dims=HIDDEN,
-            random_state=seed,
-            **common,
-        ),  # fmt: skip
+            random_state=seed, **spline, **common
+        ),
         "impute-dgm spline + variational dequantisation": lambda seed: FlowDensityEstimator(
-            coupling="spline",
-            n_bins=8,
-            n_layers=LAYERS,
-            hidden_dims=HIDDEN,
-            random_state=seed,
-            **{**common, "dequantize": "variational"},
+            random_state=seed, **spline, **{**common, "dequantize": "variational"}
         ),
         # Coupling layers transform half the features each; zuko's autoregressive NSF transforms
         # all of them, with 1.75x the parameters at the same layers and widths. This row
