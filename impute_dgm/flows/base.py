@@ -31,6 +31,36 @@ class FlowLayer(nn.Module):
         return LayerTransform(self)
 
 
+def chain(
+    layers: Sequence[FlowLayer],
+    x: torch.Tensor,
+    inverse: bool = False,
+    total: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Run ``layers`` in order (or their inverses in reverse order), summing log-determinants.
+
+    The one loop every composite flow uses (:class:`Flow`, the multi-scale blocks).
+
+    Parameters
+    ----------
+    layers : sequence of FlowLayer
+    x : tensor of shape (B, ...)
+    inverse : bool, default=False
+    total : tensor of shape (B,), optional
+        Log-determinant so far (zeros when None).
+
+    Returns
+    -------
+    y, total : the mapped tensor and the summed log|det| per sample
+    """
+    if total is None:
+        total = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
+    for layer in reversed(layers) if inverse else layers:
+        x, ladj = layer.inverse(x) if inverse else layer(x)
+        total = total + ladj
+    return x, total
+
+
 def _sum_event(values: torch.Tensor, n_batch_dims: int = 1) -> torch.Tensor:
     """Sum over every axis after the first ``n_batch_dims``."""
     return values.flatten(n_batch_dims).sum(-1)
@@ -126,19 +156,11 @@ class Flow(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """x -> (u, log|det du/dx|)."""
-        total = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
-        for layer in self.layers:
-            x, ladj = layer(x)
-            total = total + ladj
-        return x, total
+        return chain(self.layers, x)
 
     def inverse(self, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """u -> (x, log|det dx/du|)."""
-        total = torch.zeros(u.shape[0], dtype=u.dtype, device=u.device)
-        for layer in reversed(self.layers):
-            u, ladj = layer.inverse(u)
-            total = total + ladj
-        return u, total
+        return chain(self.layers, u, inverse=True)
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         """log p(x) = log p_base(u) + log|det du/dx|."""

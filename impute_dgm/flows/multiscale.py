@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from impute_dgm.flows.base import FlowLayer
+from impute_dgm.flows.base import FlowLayer, chain
 from impute_dgm.flows.coupling import MaskedAffineCoupling
 from impute_dgm.flows.layers import ActNorm, BatchNormFlow, Squeeze
 from impute_dgm.flows.masks import channel_mask, checkerboard_mask
@@ -25,20 +25,6 @@ def normalization_layer(kind: str | None, n_channels: int) -> list[FlowLayer]:
     if kind == "batchnorm":
         return [BatchNormFlow(n_channels)]
     raise ValueError(f"normalization={kind!r} is not None, 'actnorm' or 'batchnorm'.")
-
-
-def _run(layers: nn.ModuleList, x: torch.Tensor, total: torch.Tensor):
-    for layer in layers:
-        x, ladj = layer(x)
-        total = total + ladj
-    return x, total
-
-
-def _run_inverse(layers: nn.ModuleList, y: torch.Tensor, total: torch.Tensor):
-    for layer in reversed(layers):
-        y, ladj = layer.inverse(y)
-        total = total + ladj
-    return y, total
 
 
 class MultiScale(FlowLayer):
@@ -106,8 +92,8 @@ class MultiScale(FlowLayer):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         total = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
-        x, total = _run(self.before, x, total)
-        x, total = _run(self.after, x, total)
+        x, total = chain(self.before, x, total=total)
+        x, total = chain(self.after, x, total=total)
         if self.next is None:
             return x.flatten(1), total
         factored, kept = x[:, : self.n_factored], x[:, self.n_factored :]
@@ -124,5 +110,5 @@ class MultiScale(FlowLayer):
             factored = u[:, :n_factored].reshape(u.shape[0], self.n_factored, height, width)
             kept, total = self.next.inverse(u[:, n_factored:])
             x = torch.cat([factored, kept], dim=1)
-        x, total = _run_inverse(self.after, x, total)
-        return _run_inverse(self.before, x, total)
+        x, total = chain(self.after, x, inverse=True, total=total)
+        return chain(self.before, x, inverse=True, total=total)
