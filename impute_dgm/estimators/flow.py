@@ -28,14 +28,6 @@ from impute_dgm.flows.dequantization import UniformDequantizer, VariationalDequa
 
 # Smallest column spread the flow's float32 standardisation can represent safely.
 TINY_SPREAD = 1e-30
-_UNIFORM = UniformDequantizer()
-
-
-def _dequantizer(flow: Flow) -> torch.nn.Module:
-    """The flow's learned q(u | x), or uniform noise when it has none."""
-    return flow.dequantizer if flow.dequantizer is not None else _UNIFORM
-
-
 # Largest magnitude the flow trains on: its data tensors are float32 (at most 3.4e38).
 MAX_TRAINING_VALUE = 1e38
 
@@ -268,10 +260,14 @@ class FlowDensityEstimator(
         dequantizer = None
         if self.dequantize:
             preprocessing = [Logit(self.n_levels_, self.logit_alpha)]
-            if self.dequantize == "variational":
-                dequantizer = VariationalDequantizer(
+            # Uniform noise has no parameters: files saved before dequantisers load unchanged.
+            dequantizer = (
+                VariationalDequantizer(
                     self.n_features_in_, self.n_levels_, tuple(int(h) for h in self.hidden_dims)
                 )
+                if self.dequantize == "variational"
+                else UniformDequantizer()
+            )
         else:
             preprocessing = [
                 Affine(
@@ -378,7 +374,7 @@ class FlowDensityEstimator(
 
         def dequantized_log_prob(x, noise):
             """log p(x + u) - log q(u | x): the bound on log P(x) of one noise draw."""
-            u, log_q = _dequantizer(self.model_)(x, noise)
+            u, log_q = self.model_.dequantizer(x, noise)
             return self.model_.log_prob(x + u) - log_q
 
         def loss(batch, generator):
@@ -461,7 +457,7 @@ class FlowDensityEstimator(
                     scores.append(model.log_prob(x))
                     continue
                 x_draws = x[None].expand(n_draws, *x.shape)
-                u, log_q = _dequantizer(model)(x_draws, noise.expand_as(x_draws))
+                u, log_q = model.dequantizer(x_draws, noise.expand_as(x_draws))
                 log_p = model.log_prob((x_draws + u).reshape(-1, X.shape[1]))
                 log_weights = log_p.reshape(n_draws, -1) - log_q
                 scores.append(torch.logsumexp(log_weights, 0) - math.log(n_draws))
