@@ -90,17 +90,20 @@ def spreading() -> LabelSpreading:
 
 
 def baselines(seed: int, missing: bool, scale: bool = False) -> dict:
+    """Label spreading is scaled only with ``scale`` (pixels share one scale); the others
+    always standardise."""
     front = [SimpleImputer()] if missing else []
-    front += [StandardScaler()] if scale else []
     return {
-        "LabelSpreading (knn)": make_pipeline(*front, spreading()),
+        "LabelSpreading (knn)": make_pipeline(
+            *front, *([StandardScaler()] if scale else []), spreading()
+        ),
         "SelfTraining(SVC)": make_pipeline(
-            *[step for step in front if not isinstance(step, StandardScaler)],
+            *front,
             StandardScaler(),
             SelfTrainingClassifier(SVC(probability=True, gamma="scale", random_state=seed)),
         ),
         "LogReg (labelled only)": make_pipeline(
-            *[step for step in front if not isinstance(step, StandardScaler)],
+            *front,
             StandardScaler(),
             LogisticRegression(max_iter=2000),
         ),
