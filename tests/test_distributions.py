@@ -95,3 +95,30 @@ def test_encoder_tells_observed_zero_from_missing():
         blind(x, torch.ones(1, 3)).base_dist.loc,
         blind(x, torch.tensor([[1.0, 0.0, 1.0]])).base_dist.loc,
     )
+
+
+def test_mlp_activation_by_name_and_unknown_name():
+    from torch import nn
+
+    from impute_dgm.distributions.networks import MLP
+
+    assert any(isinstance(m, nn.SiLU) for m in MLP(3, 2, (4,), "silu").modules())
+    with pytest.raises(ValueError, match="activation='swish'"):
+        MLP(3, 2, (4,), "swish")
+
+
+def test_discretized_normal_mean_is_the_mean_of_its_grid_points():
+    """With a scale below the grid width the mass sits on the point nearest loc, wherever loc
+    lies in its cell: the mean is that point's, not loc."""
+    from impute_dgm.distributions.likelihoods import DiscretizedNormal
+
+    loc = torch.tensor([0.4, 0.4, 0.5, 2.3, -1.7, 10.2, 0.51])
+    scale = torch.tensor([0.05, 0.3, 0.3, 2.0, 0.6, 0.01, 0.5])
+    offset, width = torch.full((7,), 0.25), torch.full((7,), 0.5)  # grid 0.25 + 0.5 k
+    distribution = DiscretizedNormal(loc, scale, offset, width)
+    torch.manual_seed(0)
+    draws = distribution.sample((400_000,))
+    standard_error = draws.std(0) / 400_000**0.5
+    assert (distribution.mean - draws.mean(0)).abs().le(5 * standard_error + 1e-4).all()
+    assert distribution.mean[5] == 10.25  # all the mass on the nearest grid point
+    assert distribution.mean[3] == loc[3]  # a wide normal: rounding leaves the mean

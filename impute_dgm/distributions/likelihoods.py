@@ -306,9 +306,35 @@ class DiscretizedNormal(Distribution):
         self.offset, self.width = offset, width
         super().__init__(self.normal.batch_shape, validate_args=False)
 
+    #: Grid points either side of the one nearest ``loc`` that :attr:`mean` sums over: with
+    #: a scale at most the grid width, the mass beyond them is below 1e-4.
+    MEAN_HALF_WINDOW = 4
+
     @property
     def mean(self) -> torch.Tensor:
-        return self.loc
+        """E[x]: the masses of the grid points near ``loc`` times the points.
+
+        Not ``loc``: with a scale below the grid width nearly all the mass sits on one point,
+        wherever ``loc`` lies in its cell (the likelihood does not pin ``loc`` down there);
+        ``loc`` as the mean cost the digits' integer pixels a third of their RMSE. Where the
+        scale exceeds the width, rounding moves the mean by less than 1e-8 widths: ``loc``.
+        """
+        # With c_j the normal's CDF at the cell edges nearest + (j - 1/2) width, j = -R..R+1,
+        # sum_k (c_{k+1} - c_k)(nearest + k width) = nearest (c_{R+1} - c_{-R})
+        #   + width (R c_{R+1} + R c_{-R} - sum_{j=-R+1}^{R} c_j): 2R + 2 CDFs, one at a time
+        # (memory stays that of loc: importance samples x rows x columns).
+        radius = self.MEAN_HALF_WINDOW
+        nearest = self.offset + torch.round((self.loc - self.offset) / self.width) * self.width
+        start = (nearest - self.loc) / self.scale
+        step = self.width / self.scale
+        lowest = torch.special.ndtr(start + (-radius - 0.5) * step)
+        highest = torch.special.ndtr(start + (radius + 0.5) * step)
+        inner = torch.zeros_like(self.loc)
+        for j in range(-radius + 1, radius + 1):
+            inner = inner + torch.special.ndtr(start + (j - 0.5) * step)
+        in_window = (highest - lowest).clamp(min=torch.finfo(self.loc.dtype).tiny)
+        windowed = nearest + self.width * (radius * (highest + lowest) - inner) / in_window
+        return torch.where(self.scale > self.width, self.loc, windowed)
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
         distance = ((value - self.loc) / self.scale).abs()
@@ -339,10 +365,15 @@ class DiscretizedGaussianLikelihood(GaussianLikelihood):
     ----------
     min_scale : float, default=0.01
         Smallest standard deviation, in standardised units.
+    integers_only : bool, default=True
+        Whether data with fractions are refused. False for float columns that
+        ``likelihood="auto"`` found integral in ``fit``: a fraction at ``transform`` is then
+        scored by the mass of the grid cell it falls in rather than refused.
     """
 
-    def __init__(self, min_scale: float = 0.01) -> None:
+    def __init__(self, min_scale: float = 0.01, integers_only: bool = True) -> None:
         super().__init__(min_scale)
+        self.integers_only = integers_only
         self.register_buffer("grid_offset", torch.zeros(0))
         self.register_buffer("grid_width", torch.ones(0))
 
@@ -362,6 +393,8 @@ class DiscretizedGaussianLikelihood(GaussianLikelihood):
         )
 
     def check_data(self, X: np.ndarray) -> None:
+        if not getattr(self, "integers_only", True):  # files from before the attribute: True
+            return
         observed = X[~np.isnan(X)]
         if observed.size and not np.array_equal(observed, np.round(observed)):
             raise ValueError("likelihood='discretized_gaussian' needs integer values.")

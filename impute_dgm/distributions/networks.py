@@ -9,8 +9,28 @@ from torch import nn
 from torch.distributions import Independent, Normal
 from torch.nn.functional import softplus
 
-# Activations with a recommended initialisation gain (torch.nn.init.calculate_gain).
+# Activations with a recommended initialisation gain (torch.nn.init.calculate_gain); the others
+# (SiLU, ELU, GELU) start with gain 1, the setting their defaults were measured with.
 _GAIN_NAMES = {nn.Tanh: "tanh", nn.ReLU: "relu", nn.Sigmoid: "sigmoid", nn.SELU: "selu"}
+
+# The hidden activations an estimator can name (its ``activation`` parameter).
+ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "tanh": nn.Tanh,
+    "silu": nn.SiLU,
+    "elu": nn.ELU,
+    "gelu": nn.GELU,
+    "relu": nn.ReLU,
+}
+
+
+def activation_class(activation: str | type[nn.Module]) -> type[nn.Module]:
+    """The module class of an activation given by name (a key of :data:`ACTIVATIONS`) or as
+    a class."""
+    if isinstance(activation, str):
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation={activation!r} is not one of {sorted(ACTIVATIONS)}.")
+        return ACTIVATIONS[activation]
+    return activation
 
 
 class MLP(nn.Sequential):
@@ -22,8 +42,8 @@ class MLP(nn.Sequential):
         Input and output widths.
     hidden_dims : sequence of int
         Widths of the hidden layers (may be empty: a single linear map).
-    activation : type of nn.Module, default=nn.Tanh
-        Activation between layers.
+    activation : str or type of nn.Module, default=nn.Tanh
+        Activation between layers: a class, or a name of :data:`ACTIVATIONS`.
 
     Notes
     -----
@@ -39,8 +59,9 @@ class MLP(nn.Sequential):
         in_features: int,
         out_features: int,
         hidden_dims: Sequence[int],
-        activation: type[nn.Module] = nn.Tanh,
+        activation: str | type[nn.Module] = nn.Tanh,
     ) -> None:
+        activation = activation_class(activation)
         layers: list[nn.Module] = []
         width = in_features
         for hidden in hidden_dims:
@@ -78,6 +99,8 @@ class GaussianEncoder(nn.Module):
     n_inputs : int or None, default=None
         Width of the data as the encoder sees them (one-hot categories are wider than x);
         ``n_features`` when None.
+    activation : str or type of nn.Module, default="tanh"
+        Hidden activation of the MLP.
     """
 
     def __init__(
@@ -88,6 +111,7 @@ class GaussianEncoder(nn.Module):
         mask_input: bool = True,
         min_scale: float = 1e-4,
         n_inputs: int | None = None,
+        activation: str | type[nn.Module] = "tanh",
     ) -> None:
         super().__init__()
         self.mask_input = mask_input
@@ -95,7 +119,7 @@ class GaussianEncoder(nn.Module):
         in_features = (n_features if n_inputs is None else n_inputs) + (
             n_features if mask_input else 0
         )
-        self.net = MLP(in_features, 2 * latent_dim, hidden_dims)
+        self.net = MLP(in_features, 2 * latent_dim, hidden_dims, activation)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> Independent:
         """q(z | x, m) for ``x`` already zero-filled where ``mask`` is 0."""

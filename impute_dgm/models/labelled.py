@@ -48,6 +48,8 @@ class LabelledLatentVariableModel(nn.Module):
         p(z). A VampPrior maps its pseudo-inputs through q(z | u, y) with y = q(y | u) (soft).
     mask_input : bool, default=True
         Whether the classifier and encoder see the missingness mask.
+    activation : str or type of nn.Module, default="tanh"
+        Hidden activation of the classifier, encoder and decoder MLPs.
     """
 
     def __init__(
@@ -59,6 +61,7 @@ class LabelledLatentVariableModel(nn.Module):
         likelihood: Likelihood,
         prior: Prior,
         mask_input: bool = True,
+        activation: str | type[nn.Module] = "tanh",
     ) -> None:
         super().__init__()
         self.n_features = n_features
@@ -68,13 +71,20 @@ class LabelledLatentVariableModel(nn.Module):
         self.prior = prior
         self.mask_input = mask_input
         width = likelihood.encoder_width(n_features)
-        self.classifier = MLP(width + (n_features if mask_input else 0), n_classes, hidden_dims)
+        self.classifier = MLP(
+            width + (n_features if mask_input else 0), n_classes, hidden_dims, activation
+        )
         # The label enters the encoder as extra, always observed, input columns.
         self.encoder = GaussianEncoder(
-            n_features + n_classes, latent_dim, hidden_dims, mask_input, n_inputs=width + n_classes
+            n_features + n_classes,
+            latent_dim,
+            hidden_dims,
+            mask_input,
+            n_inputs=width + n_classes,
+            activation=activation,
         )
         self.decoder = MLP(
-            latent_dim + n_classes, likelihood.decoder_width(n_features), hidden_dims
+            latent_dim + n_classes, likelihood.decoder_width(n_features), hidden_dims, activation
         )
         # M2 starts from PyTorch's default (smaller) weights rather than MLP's Glorot ones: with
         # a near-constant code at first, the decoder learns to explain the digits through y

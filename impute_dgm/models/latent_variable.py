@@ -72,6 +72,8 @@ class DeepLatentVariableModel(nn.Module):
         bound (Ipsen et al., 2021). The missing values are then drawn from p(x | z) by
         reparameterisation with the last ``n_features`` columns of the noise (``noise_dim``
         in all), and log p(m | x) joins the weights. None: MIWAE (missing at random).
+    activation : str or type of nn.Module, default="tanh"
+        Hidden activation of the encoder and decoder MLPs.
     """
 
     def __init__(
@@ -83,6 +85,7 @@ class DeepLatentVariableModel(nn.Module):
         prior: Prior,
         mask_input: bool = True,
         missingness: nn.Module | None = None,
+        activation: str | type[nn.Module] = "tanh",
     ) -> None:
         super().__init__()
         if missingness is not None and not likelihood.has_reparameterized_sample:
@@ -103,8 +106,11 @@ class DeepLatentVariableModel(nn.Module):
             hidden_dims,
             mask_input,
             n_inputs=likelihood.encoder_width(n_features),
+            activation=activation,
         )
-        self.decoder = MLP(latent_dim, likelihood.decoder_width(n_features), hidden_dims)
+        self.decoder = MLP(
+            latent_dim, likelihood.decoder_width(n_features), hidden_dims, activation
+        )
         prior.attach(self)
 
     def encoder_view(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
