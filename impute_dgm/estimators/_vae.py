@@ -17,6 +17,7 @@ from impute_dgm._device import draw_seed, make_generator, seeded_torch
 from impute_dgm._validation import check_table_input
 from impute_dgm.distributions.likelihoods import Likelihood
 from impute_dgm.distributions.missingness import make_missingness
+from impute_dgm.distributions.networks import ACTIVATIONS
 from impute_dgm.distributions.priors import PRIORS, Prior, make_prior
 from impute_dgm.estimators._base import BaseTorchEstimator
 from impute_dgm.hidden_cells import ROWS_PER_CHUNK as VALIDATION_ROWS_PER_CHUNK
@@ -28,12 +29,22 @@ VAE_PARAMETERS_DOC = """latent_dim : int, default=10
         Dimension of z.
     hidden_dims : tuple of int, default=(128, 128)
         Hidden widths of the encoder and decoder MLPs.
-    likelihood : {"gaussian", "student_t", "bernoulli", "categorical", "poisson", \
-"discretized_gaussian"} or Likelihood, default="gaussian"
+    activation : {"auto", "silu", "tanh", "elu", "gelu", "relu"}, default="auto" \
+(VAEImputer) or "tanh" (VAEEmbedder, VAEClassifier)
+        Hidden activation of every MLP. A saturating tanh cannot follow rows far from the bulk
+        (a cell 11 standard deviations out was imputed near 2); SiLU extrapolates. "auto": SiLU
+        under ``missingness="mar"`` (breast cancer, 20% MCAR: RMSE 0.41 against 0.45 with
+        tanh), tanh with a model of the mask, which SiLU made unstable.
+    likelihood : {"auto", "gaussian", "student_t", "bernoulli", "categorical", "poisson", \
+"discretized_gaussian"} or Likelihood, default="auto" (VAEImputer) or "gaussian" \
+(VAEEmbedder, VAEClassifier)
         Observation model of every column of an array, and of the float columns of a
         DataFrame. The Gaussian's standard deviation is floored (``min_scale``) because the
         likelihood is otherwise unbounded; "categorical" models integer levels 0..n_levels-1
-        (e.g. pixel intensities).
+        (e.g. pixel intensities). "auto" chooses per column: "discretized_gaussian" (lenient
+        about fractions at ``transform``) where every observed value is a whole number and the
+        column is not constant, "gaussian" elsewhere and under a model of the mask. Imputations
+        of such columns are conditional means, not rounded (arrays stay floats).
     column_likelihoods : dict or None, default=None
         Per-column observation models, keyed by column name (DataFrames) or position (arrays),
         with the names above or ``Likelihood`` objects. Columns not named get one from their
@@ -112,9 +123,11 @@ class BaseVAE(BaseTorchEstimator):
     _parameter_constraints: dict = {
         "latent_dim": [Interval(Integral, 1, None, closed="left")],
         "hidden_dims": ["array-like"],
+        "activation": [StrOptions({"auto", *ACTIVATIONS})],
         "likelihood": [
             StrOptions(
                 {
+                    "auto",
                     "gaussian",
                     "student_t",
                     "bernoulli",
@@ -142,6 +155,7 @@ class BaseVAE(BaseTorchEstimator):
         *,
         latent_dim: int = 10,
         hidden_dims: Sequence[int] = (128, 128),
+        activation: str = "tanh",
         likelihood: str | Likelihood = "gaussian",
         column_likelihoods: dict | None = None,
         handle_unknown: str = "error",
@@ -167,6 +181,7 @@ class BaseVAE(BaseTorchEstimator):
     ) -> None:
         self.latent_dim = latent_dim
         self.hidden_dims = hidden_dims
+        self.activation = activation
         self.likelihood = likelihood
         self.column_likelihoods = column_likelihoods
         self.handle_unknown = handle_unknown
@@ -195,6 +210,11 @@ class BaseVAE(BaseTorchEstimator):
         tags.input_tags.allow_nan = True
         return tags
 
+    def __setstate__(self, state: dict) -> None:
+        # Estimators saved before ``activation`` existed hold tanh networks.
+        state.setdefault("activation", "tanh")
+        super().__setstate__(state)
+
     # --- model -------------------------------------------------------------------------
     def _build_model(self) -> DeepLatentVariableModel:
         # Fresh copies of the configured pieces: the model owns its modules, and rebuilding
@@ -207,6 +227,7 @@ class BaseVAE(BaseTorchEstimator):
             prior=copy.deepcopy(self._prior_template),
             mask_input=self.mask_input,
             missingness=make_missingness(getattr(self, "missingness", "mar"), self.n_features_in_),
+            activation=self._activation(),
         )
 
     def _build_seeded(self, seed: int, device: torch.device) -> torch.nn.Module:
@@ -229,13 +250,29 @@ class BaseVAE(BaseTorchEstimator):
         if reset:
             X = check_table_input(self, X, reset=True, forbid_all_missing_columns=True)
             self.schema_ = TableSchema(
-                self.likelihood,
+                self._schema_likelihood(),
                 getattr(self, "column_likelihoods", None),
                 getattr(self, "handle_unknown", "error"),
             ).fit(X)
         else:
             X = check_table_input(self, X, reset=False, table=self.schema_.is_table_)
         return X, self.schema_.encode(X)
+
+    def _activation(self) -> str:
+        # SiLU follows rows far from the bulk, which imputation under MAR wants. With a model
+        # of the mask, a decoder that can reach any value lets the bound explain missing cells
+        # by extreme values: tanh keeps the self-masking model stable (suite, MNAR cells:
+        # diabetes 1.06 with tanh against 1.29 with SiLU; under MAR data 1.38 against 1.95).
+        if self.activation != "auto":
+            return self.activation
+        return "silu" if getattr(self, "missingness", "mar") == "mar" else "tanh"
+
+    def _schema_likelihood(self) -> str | Likelihood:
+        # A model of the mask draws missing values by reparameterisation, which the rounded
+        # normal has no form of: "auto" then means the Gaussian for every float column.
+        if self.likelihood == "auto" and getattr(self, "missingness", "mar") != "mar":
+            return "gaussian"
+        return self.likelihood
 
     @staticmethod
     def _to_tensors(

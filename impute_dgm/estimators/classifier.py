@@ -89,6 +89,7 @@ class VAEClassifier(ClassifierMixin, BaseVAE):
         alpha: float = 50.0,
         latent_dim: int = 10,
         hidden_dims: Sequence[int] = (128, 128),
+        activation: str = "tanh",
         likelihood: str | Likelihood = "gaussian",
         column_likelihoods: dict | None = None,
         handle_unknown: str = "error",
@@ -115,6 +116,7 @@ class VAEClassifier(ClassifierMixin, BaseVAE):
         super().__init__(
             latent_dim=latent_dim,
             hidden_dims=hidden_dims,
+            activation=activation,
             likelihood=likelihood,
             column_likelihoods=column_likelihoods,
             handle_unknown=handle_unknown,
@@ -154,6 +156,7 @@ class VAEClassifier(ClassifierMixin, BaseVAE):
             likelihood=copy.deepcopy(self.likelihood_),
             prior=copy.deepcopy(self._prior_template),
             mask_input=self.mask_input,
+            activation=self._activation(),
         )
 
     @_fit_context(prefer_skip_nested_validation=True)

@@ -87,7 +87,8 @@ class VAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseVAE):
         *,
         latent_dim: int = 10,
         hidden_dims: Sequence[int] = (128, 128),
-        likelihood: str | Likelihood = "gaussian",
+        activation: str = "auto",
+        likelihood: str | Likelihood = "auto",
         column_likelihoods: dict | None = None,
         handle_unknown: str = "error",
         missingness: str = "mar",
@@ -114,6 +115,7 @@ class VAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseVAE):
         super().__init__(
             latent_dim=latent_dim,
             hidden_dims=hidden_dims,
+            activation=activation,
             likelihood=likelihood,
             column_likelihoods=column_likelihoods,
             handle_unknown=handle_unknown,
