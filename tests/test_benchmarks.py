@@ -218,6 +218,29 @@ def test_imputation_suite_ranks_every_method_and_names_what_cannot_run(tmp_path,
     assert set(payload["summary"]["by_mechanism"]) == {"MCAR 20%", "MNAR 30%"}
 
 
+def test_imputation_suite_update_replaces_only_the_rerun_methods(tmp_path, monkeypatch):
+    common = ["--quick", "--seeds", "1", "--tables", "wine", "--mechanisms", "MCAR 20%",
+              "--results-dir", str(tmp_path)]  # fmt: skip
+    methods = ["--methods", "mean / most frequent", "KNNImputer"]
+    run_script("imputation_suite.py", [*common, *methods, "--output", "base.json"], monkeypatch)
+    base = json.loads((tmp_path / "base.json").read_text())
+    base_cell = base["cells"]["wine / MCAR 20%"]
+    base_cell["results"]["KNNImputer"]["rmse"]["mean"] = 99.0  # marks the figure to replace
+    (tmp_path / "base.json").write_text(json.dumps(base))
+    run_script(
+        "imputation_suite.py",
+        [*common, "--methods", "KNNImputer", "--update", str(tmp_path / "base.json"),
+         "--output", "updated.json"],
+        monkeypatch,
+    )  # fmt: skip
+    updated = json.loads((tmp_path / "updated.json").read_text())
+    cell = updated["cells"]["wine / MCAR 20%"]
+    assert cell["results"]["mean / most frequent"] == base_cell["results"]["mean / most frequent"]
+    assert cell["results"]["KNNImputer"]["rmse"]["mean"] < 5
+    assert updated["design"]["updated_methods"] == ["KNNImputer"]
+    assert set(updated["summary"]["methods"]) >= {"mean / most frequent", "KNNImputer"}
+
+
 def test_images_benchmark_writes_figures_and_says_mnist_was_skipped(tmp_path, monkeypatch):
     pytest.importorskip("matplotlib")
     run_script(
