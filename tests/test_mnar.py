@@ -110,35 +110,39 @@ def self_masked(n, random_seed):
 
 @pytest.mark.statistical
 def test_self_masking_model_imputes_self_masked_values_better_than_mar():
-    X, X_missing = self_masked(1000, seed(0))
-    missing = np.isnan(X_missing)
-    scale = X.std(axis=0)
-    errors = {}
-    for missingness in ("mar", "self_masking"):
-        imputer = VAEImputer(
-            missingness=missingness, n_epochs=80, hidden_dims=(64, 64), random_state=seed(1)
-        ).fit(X_missing)
-        completed = imputer.transform(X_missing)
-        assert np.array_equal(completed[~missing], X_missing[~missing])
-        errors[missingness] = ((completed - X) / scale)[missing]
-    rmse = {name: float(np.sqrt(np.mean(e**2))) for name, e in errors.items()}
-    # Self-masked values are larger than the observed ones: MAR imputes them too small.
-    check("MAR mean error on self-masked cells", float(errors["mar"].mean()), "<", -0.15)
+    # Two tables, pooled: one table's figures vary too much between seeds for a margin that
+    # still says something (RMSE gain -0.006 to -0.080 over ten seeds; pooled pairs -0.015 to
+    # -0.06).
+    errors: dict[str, list] = {"mar": [], "self_masking": []}
+    for table_seed in (seed(0), seed(0) + 1):
+        X, X_missing = self_masked(1000, table_seed)
+        missing = np.isnan(X_missing)
+        scale = X.std(axis=0)
+        for missingness in errors:
+            imputer = VAEImputer(
+                missingness=missingness,
+                n_epochs=80,
+                hidden_dims=(64, 64),
+                random_state=table_seed + 1,
+            ).fit(X_missing)
+            completed = imputer.transform(X_missing)
+            assert np.array_equal(completed[~missing], X_missing[~missing])
+            errors[missingness].append(((completed - X) / scale)[missing])
+        # The learned mask model says large values go missing: negative slopes.
+        slopes = imputer.model_.missingness.slope.detach().numpy()
+        check("largest self-masking slope", float(slopes.max()), "<", 0.0)
+    pooled = {name: np.concatenate(e) for name, e in errors.items()}
+    rmse = {name: float(np.sqrt(np.mean(e**2))) for name, e in pooled.items()}
+    # Self-masked values are larger than the observed ones: MAR imputes them too small (the
+    # default SiLU MAR model by -0.14 to -0.23 column sds over ten single tables).
+    check("MAR mean error on self-masked cells", float(pooled["mar"].mean()), "<", -0.1)
     check(
         "self_masking mean error minus MAR's",
-        float(errors["self_masking"].mean() - errors["mar"].mean()),
+        float(pooled["self_masking"].mean() - pooled["mar"].mean()),
         ">",
-        0.05,
+        0.02,
     )
-    check(
-        "self_masking RMSE minus MAR RMSE",
-        rmse["self_masking"] - rmse["mar"],
-        "<",
-        -0.03,
-    )
-    # The learned mask model says large values go missing: negative slopes.
-    slopes = imputer.model_.missingness.slope.detach().numpy()
-    check("largest self-masking slope", float(slopes.max()), "<", 0.0)
+    check("self_masking RMSE minus MAR RMSE", rmse["self_masking"] - rmse["mar"], "<", 0.0)
 
 
 def test_self_masking_estimator_transform_score_and_sample(tmp_path):
