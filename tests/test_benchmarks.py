@@ -256,12 +256,27 @@ def test_images_benchmark_writes_figures_and_says_mnist_was_skipped(tmp_path, mo
         assert set(per_method) == {
             "KNNImputer",
             "IterativeImputer (BayesianRidge)",
+            "VAEImputer (defaults)",
             "VAEImputer (categorical)",
         }
         for record in per_method.values():
             assert 0 < record["rmse"]["mean"] < 1
     assert (tmp_path / "images_digits_4x4_square.png").stat().st_size > 1000
     assert (tmp_path / "images_digits_50_MCAR.png").stat().st_size > 1000
+    # --update reruns one method and keeps the others' figures.
+    earlier = json.loads((tmp_path / "images.json").read_text())
+    (tmp_path / "earlier.json").write_text(json.dumps(earlier))
+    run_script(
+        "images.py",
+        ["--quick", "--seeds", "1", "--rows", "150", "--results-dir", str(tmp_path / "again"),
+         "--methods", "KNNImputer", "--update", str(tmp_path / "earlier.json")],
+        monkeypatch,
+    )  # fmt: skip
+    again = json.loads((tmp_path / "again" / "images.json").read_text())["results"]["digits"]
+    for mask, per_method in again.items():
+        before = earlier["results"]["digits"][mask]
+        assert per_method["VAEImputer (categorical)"] == before["VAEImputer (categorical)"]
+        assert set(per_method) == set(before)
 
 
 def test_early_stopping_benchmark_compares_both_signals(tmp_path, monkeypatch):
