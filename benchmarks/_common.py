@@ -87,6 +87,12 @@ def run_or_merge(args, benchmark: str, design: dict, cells_to_run: dict) -> dict
     return payload
 
 
+def fold_methods(earlier: dict, rerun: dict, methods) -> dict:
+    """Per-method records of one cell after rerunning ``methods``: ``earlier``'s records of
+    the other methods, then ``rerun``'s (the ``--update`` option of the benchmarks)."""
+    return {**{m: r for m, r in earlier.items() if m not in methods}, **rerun}
+
+
 def finish(args, payload: dict) -> dict:
     """Write the complete payload to ``args.output`` under ``args.results_dir``; return it."""
     path = write_json(args.output, payload, Path(args.results_dir))

@@ -29,7 +29,14 @@ from sklearn.experimental import enable_iterative_imputer  # noqa: F401
 from sklearn.impute import IterativeImputer, KNNImputer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, environment, print_table, summarise, write_json  # noqa: E402
+from _common import (  # noqa: E402
+    RESULTS,
+    environment,
+    fold_methods,
+    print_table,
+    summarise,
+    write_json,
+)
 
 from impute_dgm import VAEImputer  # noqa: E402
 
@@ -152,10 +159,8 @@ def main(argv: list[str] | None = None) -> dict:
         earlier = json.loads(Path(args.update).read_text())["results"]
         for data, masks in results.items():
             for mask, per_method in masks.items():
-                per_method.update(
-                    {m: r for m, r in earlier.get(data, {}).get(mask, {}).items()
-                     if m not in per_method}
-                )  # fmt: skip
+                before = earlier.get(data, {}).get(mask, {})
+                masks[mask] = fold_methods(before, per_method, per_method)
     rows = [
         {
             "cell": f"{data} / {mask}",

@@ -170,9 +170,10 @@ class TableSchema:
                     f"Column {column.name!r} holds categories; its likelihood must be "
                     f"'categorical', not {spec!r}."
                 )
-            likelihood = make_likelihood("discretized_gaussian" if spec == AUTO_INTEGER else spec)
             if spec == AUTO_INTEGER:
-                likelihood.integers_only = False
+                likelihood = DiscretizedGaussianLikelihood(integers_only=False)
+            else:
+                likelihood = make_likelihood(spec)
             if isinstance(likelihood, CategoricalLikelihood) and column.kind == "categorical":
                 likelihood = CategoricalLikelihood(len(column.levels), ordered=False)
             # Columns that share a named likelihood share a block; objects get one each.
