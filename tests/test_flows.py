@@ -233,3 +233,32 @@ def test_flow_as_torch_distribution():
     draws = distribution.rsample((7, 2))
     assert draws.shape == (7, 2, 3)
     assert distribution.log_prob(draws).shape == (7, 2)
+
+
+def test_a_whole_flow_is_one_torch_transform():
+    """A flow is a layer: as one ``Transform`` it maps any batch shape and its log-determinant
+    is the sum of its layers'; nested in another flow it adds its layers' log-determinant."""
+    flow = randomize(make_tabular_flow(3, 4, (8,)), 0.3)
+    transform = flow.as_transform()
+    x = torch.randn(5, 2, 3, generator=torch.Generator().manual_seed(4))
+    u = transform(x)
+    expected_u, expected_ladj = flow(x.reshape(10, 3))
+    assert torch.allclose(u.reshape(10, 3), expected_u)
+    assert torch.allclose(transform.log_abs_det_jacobian(x, u), expected_ladj.reshape(5, 2))
+    assert torch.allclose(transform.inv(u), x, atol=1e-10)
+    assert isinstance(flow.distribution(), TransformedDistribution)
+    outer = make_tabular_flow(3, 2, (8,))
+    nested = type(flow)([flow, *randomize(outer, 0.3).layers], n_features=3)
+    check_layer(nested, tabular(d=3))
+
+
+def test_fixed_layers_are_torch_transforms():
+    """Affine, Logit and Reshape are torch's transforms: the same values as torch's own."""
+    from torch.distributions import AffineTransform, SigmoidTransform
+
+    location, scale = torch.tensor([1.0, -2.0, 0.5]), torch.tensor([2.0, 0.1, 3.0])
+    x = tabular(d=3)
+    assert torch.equal(Affine(location, scale)(x)[0], AffineTransform(location, scale).inv(x))
+    p = 0.05 + 0.9 * x.sigmoid()
+    assert torch.allclose(Logit(1.0)(x.sigmoid())[0], SigmoidTransform().inv(p))
+    assert Reshape((2, 2, 2))(tabular(n=3, d=8))[0].shape == (3, 2, 2, 2)

@@ -7,6 +7,7 @@ from impute_dgm.flows.base import (
     FlowLayer,
     LayerTransform,
     StandardNormal,
+    TorchTransformLayer,
 )
 from impute_dgm.flows.builders import make_image_flow, make_tabular_flow
 from impute_dgm.flows.coupling import AffineCoupling, MaskedAffineCoupling
@@ -31,6 +32,7 @@ __all__ = [
     "SplineCoupling",
     "rational_quadratic_spline",
     "StandardNormal",
+    "TorchTransformLayer",
     "ActNorm",
     "Affine",
     "AffineCoupling",

@@ -3,9 +3,11 @@
 A layer is an ``nn.Module`` (so its parameters train and move with ``.to``) with
 ``forward(x) -> (y, log|det dy/dx|)`` and ``inverse(y) -> (x, log|det dx/dy|)``; the
 log-determinants are per sample. ``forward`` is the normalising direction (data to latent).
-A :class:`Flow` is a base distribution plus a list of layers, and ``Flow.distribution()``
-returns a ``torch.distributions.Distribution`` with ``log_prob`` and ``rsample``, which is how
-the VAE's flow prior uses it.
+A :class:`Flow` is a base distribution plus a list of layers. ``layer.as_transform()`` is a
+layer (or a whole flow) as a ``torch.distributions.Transform``, and ``Flow.distribution()`` is
+the flow as a ``TransformedDistribution`` (how the VAE's flow prior uses it); layers whose map
+torch already has (:class:`~impute_dgm.flows.layers.Affine`, ``Logit``, ``Reshape``) are built
+on torch's transforms (:class:`TorchTransformLayer`).
 """
 
 from __future__ import annotations
@@ -14,7 +16,14 @@ from collections.abc import Sequence
 
 import torch
 from torch import nn
-from torch.distributions import Distribution, Independent, Normal, Transform, constraints
+from torch.distributions import (
+    Distribution,
+    Independent,
+    Normal,
+    Transform,
+    TransformedDistribution,
+    constraints,
+)
 
 
 class FlowLayer(nn.Module):
@@ -66,11 +75,40 @@ def _sum_event(values: torch.Tensor, n_batch_dims: int = 1) -> torch.Tensor:
     return values.flatten(n_batch_dims).sum(-1)
 
 
-class LayerTransform(Transform):
-    """Adapter from a :class:`FlowLayer` to ``torch.distributions.Transform``.
+class TorchTransformLayer(FlowLayer):
+    """A layer whose map is a ``torch.distributions.Transform`` built at each call.
 
-    The last forward or inverse call caches its log-determinant, so ``log_abs_det_jacobian``
-    after ``inv`` (what ``TransformedDistribution.log_prob`` does) does not rerun the layer.
+    Subclasses hold the transform's tensors as buffers (so they move with ``.to`` and are
+    saved in the ``state_dict``) and return the transform from :meth:`transform`; the
+    log-determinant is torch's, summed over each sample's axes.
+    """
+
+    def transform(self) -> Transform:
+        raise NotImplementedError  # pragma: no cover - abstract
+
+    @staticmethod
+    def _per_sample(ladj: torch.Tensor) -> torch.Tensor:
+        return ladj if ladj.dim() == 1 else _sum_event(ladj)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        transform = self.transform()
+        y = transform(x)
+        return y, self._per_sample(transform.log_abs_det_jacobian(x, y))
+
+    def inverse(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        transform = self.transform()
+        x = transform.inv(y)
+        return x, -self._per_sample(transform.log_abs_det_jacobian(x, y))
+
+
+class LayerTransform(Transform):
+    """Adapter from a :class:`FlowLayer` (or a whole :class:`Flow`) to
+    ``torch.distributions.Transform``, on vectors: the event is the last axis and any leading
+    axes are batch axes (they are flattened for the layer and restored after).
+
+    A layer computes its output and log-determinant together; the last forward or inverse
+    call keeps both, so ``log_abs_det_jacobian`` after ``inv`` (what
+    ``TransformedDistribution.log_prob`` does) does not rerun the layer.
     """
 
     bijective = True
@@ -82,20 +120,26 @@ class LayerTransform(Transform):
         self.layer = layer
         self._last: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
 
+    def _run(self, value: torch.Tensor, inverse: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        batch_shape = value.shape[:-1]
+        flat = value.reshape(-1, value.shape[-1])
+        out, ladj = self.layer.inverse(flat) if inverse else self.layer(flat)
+        return out.reshape(*batch_shape, out.shape[-1]), ladj.reshape(batch_shape)
+
     def _call(self, x: torch.Tensor) -> torch.Tensor:
-        y, ladj = self.layer(x)
+        y, ladj = self._run(x, inverse=False)
         self._last = (x, y, ladj)
         return y
 
     def _inverse(self, y: torch.Tensor) -> torch.Tensor:
-        x, inverse_ladj = self.layer.inverse(y)
+        x, inverse_ladj = self._run(y, inverse=True)
         self._last = (x, y, -inverse_ladj)
         return x
 
     def log_abs_det_jacobian(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if self._last is not None and self._last[0] is x and self._last[1] is y:
             return self._last[2]
-        return self.layer(x)[1]
+        return self._run(x, inverse=False)[1]
 
 
 class StandardNormal(nn.Module):
@@ -123,8 +167,11 @@ class StandardNormal(nn.Module):
         return noise.to(self.loc.dtype)
 
 
-class Flow(nn.Module):
+class Flow(FlowLayer):
     """A normalising flow: a base distribution on u and layers mapping x to u.
+
+    As a layer (``forward``, ``inverse``, ``as_transform``) it is the whole map x -> u, so a
+    flow can be used as one ``torch.distributions.Transform`` or inside another flow.
 
     Parameters
     ----------
@@ -176,29 +223,16 @@ class Flow(nn.Module):
         return FlowDistribution(self)
 
 
-class FlowDistribution(Distribution):
-    """``torch.distributions`` view of a :class:`Flow`: ``log_prob``, ``sample``, ``rsample``."""
+class FlowDistribution(TransformedDistribution):
+    """``torch.distributions`` view of a :class:`Flow`: its base distribution pushed through
+    the flow's inverse (``log_prob``, ``sample`` and, over a reparameterisable base,
+    ``rsample``, for any batch shape).
 
-    arg_constraints: dict = {}
-    support = constraints.real_vector
-    has_rsample = True
+    Parameters
+    ----------
+    flow : Flow
+    """
 
     def __init__(self, flow: Flow) -> None:
         self.flow = flow
-        super().__init__(event_shape=(flow.n_features,), validate_args=False)
-
-    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
-        flat = value.reshape(-1, self.flow.n_features)
-        return self.flow.log_prob(flat).reshape(value.shape[:-1])
-
-    def sample(self, sample_shape: Sequence[int] = ()) -> torch.Tensor:
-        # Bases without reparameterised draws (a mixture) can still be sampled.
-        with torch.no_grad():
-            sample_shape = torch.Size(sample_shape)
-            u = self.flow.base().sample(sample_shape).reshape(-1, self.flow.n_features)
-            return self.flow.sample_from_noise(u).reshape(sample_shape + (self.flow.n_features,))
-
-    def rsample(self, sample_shape: Sequence[int] = ()) -> torch.Tensor:
-        sample_shape = torch.Size(sample_shape)
-        u = self.flow.base().rsample(sample_shape).reshape(-1, self.flow.n_features)
-        return self.flow.sample_from_noise(u).reshape(sample_shape + (self.flow.n_features,))
+        super().__init__(flow.base(), [flow.as_transform().inv], validate_args=False)

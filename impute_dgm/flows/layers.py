@@ -6,8 +6,15 @@ import math
 
 import torch
 from torch import nn
+from torch.distributions import (
+    AffineTransform,
+    ComposeTransform,
+    ReshapeTransform,
+    SigmoidTransform,
+    Transform,
+)
 
-from impute_dgm.flows.base import FlowLayer, _sum_event
+from impute_dgm.flows.base import FlowLayer, TorchTransformLayer
 
 
 def _zeros(x: torch.Tensor) -> torch.Tensor:
@@ -160,38 +167,34 @@ class Squeeze(FlowLayer):
         return x, _zeros(y)
 
 
-class Reshape(FlowLayer):
-    """Reshape each sample between a flat vector and an event shape (|det| = 1)."""
+class Reshape(TorchTransformLayer):
+    """Reshape each sample between a flat vector and an event shape (|det| = 1): torch's
+    ``ReshapeTransform``."""
 
     def __init__(self, event_shape: tuple[int, ...]) -> None:
         super().__init__()
         self.event_shape = tuple(event_shape)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return x.reshape(x.shape[0], *self.event_shape), _zeros(x)
-
-    def inverse(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return y.reshape(y.shape[0], -1), _zeros(y)
+    def transform(self) -> Transform:
+        return ReshapeTransform((math.prod(self.event_shape),), self.event_shape)
 
 
-class Affine(FlowLayer):
-    """Fixed element-wise map ``(x - location) / scale`` (standardisation inside the flow)."""
+class Affine(TorchTransformLayer):
+    """Fixed element-wise map ``(x - location) / scale`` (standardisation inside the flow): the
+    inverse of torch's ``AffineTransform(location, scale)``."""
 
     def __init__(self, location: torch.Tensor, scale: torch.Tensor) -> None:
         super().__init__()
         self.register_buffer("location", location)
         self.register_buffer("scale", scale)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        y = (x - self.location) / self.scale
-        return y, (-torch.log(self.scale).sum()).expand(x.shape[0])
-
-    def inverse(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return y * self.scale + self.location, torch.log(self.scale).sum().expand(y.shape[0])
+    def transform(self) -> Transform:
+        return AffineTransform(self.location, self.scale).inv
 
 
-class Logit(FlowLayer):
-    """Map values in (0, upper) to the real line: ``logit(alpha + (1 - 2 alpha) x / upper)``.
+class Logit(TorchTransformLayer):
+    """Map values in (0, upper) to the real line: ``logit(alpha + (1 - 2 alpha) x / upper)``,
+    torch's ``AffineTransform`` then the inverse of its ``SigmoidTransform``.
 
     Used after dequantisation of bounded discrete data (pixels), as in RealNVP; ``alpha``
     keeps the logit away from the infinite ends.
@@ -208,20 +211,9 @@ class Logit(FlowLayer):
         self.upper = float(upper)
         self.alpha = float(alpha)
 
-    def _squash(self) -> float:
-        return (1.0 - 2.0 * self.alpha) / self.upper
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        p = self.alpha + self._squash() * x
-        y = torch.log(p) - torch.log1p(-p)
-        ladj = math.log(self._squash()) - torch.log(p) - torch.log1p(-p)
-        return y, _sum_event(ladj)
-
-    def inverse(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        p = torch.sigmoid(y)
-        x = (p - self.alpha) / self._squash()
-        ladj = torch.log(p) + torch.log1p(-p) - math.log(self._squash())
-        return x, _sum_event(ladj)
+    def transform(self) -> Transform:
+        squash = (1.0 - 2.0 * self.alpha) / self.upper
+        return ComposeTransform([AffineTransform(self.alpha, squash), SigmoidTransform().inv])
 
 
 class LULinear(FlowLayer):
