@@ -103,6 +103,12 @@ class TrainingHistory:
     seconds: float = 0.0
 
 
+# "plateau" schedule: the learning rate is multiplied by this at each plateau ...
+PLATEAU_FACTOR = 0.3
+# ... at most this many times before early stopping may end the fit.
+PLATEAU_REDUCTIONS = 3
+
+
 @dataclass
 class Trainer:
     """Adam on mini-batches with early stopping on a validation loss.
@@ -119,9 +125,14 @@ class Trainer:
         Adam weight decay.
     patience : int or None, default=None
         Stop after this many epochs without a validation improvement; None trains all epochs.
-    lr_schedule : {"constant", "cosine"}, default="constant"
+    lr_schedule : {"constant", "cosine", "plateau"}, default="constant"
         "cosine" anneals the learning rate per step from ``lr`` to ``lr / 100`` over
-        ``n_epochs`` (Loshchilov & Hutter, 2017).
+        ``n_epochs`` (Loshchilov & Hutter, 2017). "plateau" divides it by
+        ``1 / PLATEAU_FACTOR`` each time the validation loss (the training loss without
+        validation) has not improved for ``patience`` epochs, at most ``PLATEAU_REDUCTIONS``
+        times; early stopping then waits for the last reduction to run out of patience too. A
+        noisy plateau on a hard density gets a smaller step instead of the end of training,
+        and an easy one still stops a few patience windows after its best epoch.
     verbose : int, default=0
         0 silent, >=1 a tqdm bar over epochs.
     callbacks : sequence of Callback
@@ -196,8 +207,12 @@ class Trainer:
             scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
                 optimizer, T_max=self.n_epochs * n_batches, eta_min=self.lr / 100
             )
-        elif self.lr_schedule != "constant":
-            raise ValueError(f"lr_schedule={self.lr_schedule!r} is not 'constant' or 'cosine'.")
+        elif self.lr_schedule not in ("constant", "plateau"):
+            raise ValueError(
+                f"lr_schedule={self.lr_schedule!r} is not 'constant', 'cosine' or 'plateau'."
+            )
+        plateau_patience = self.patience if self.patience is not None else 10
+        plateau_best, plateau_wait, reductions = math.inf, 0, 0
         use_validation = validation_data is not None and evaluate is not None
         best_loss, best_state, epochs_without_improvement = math.inf, None, 0
         finished_state = None
@@ -252,6 +267,15 @@ class Trainer:
                         history.best_epoch = epoch
                     else:
                         epochs_without_improvement += 1
+                if self.lr_schedule == "plateau" and epoch >= self.warmup_epochs:
+                    signal = logs.get("validation_loss", logs["train_loss"])
+                    plateau_best, plateau_wait = (
+                        (signal, 0) if signal < plateau_best else (plateau_best, plateau_wait + 1)
+                    )
+                    if plateau_wait >= plateau_patience and reductions < PLATEAU_REDUCTIONS:
+                        reductions, plateau_wait, epochs_without_improvement = reductions + 1, 0, 0
+                        for group in optimizer.param_groups:
+                            group["lr"] *= PLATEAU_FACTOR
                 for callback in self.callbacks if rank == 0 else ():
                     callback(epoch, logs)
                 progress.set_postfix({k: f"{v:.4g}" for k, v in logs.items()}, refresh=False)

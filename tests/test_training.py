@@ -106,6 +106,39 @@ def test_warmup_epochs_are_not_watched_by_early_stopping():
     assert len(history.train_loss) == 5 + 1 + 2 and history.stopped_early
 
 
+def test_plateau_schedule_cuts_the_rate_before_stopping():
+    """With a validation loss that never improves, "plateau" cuts the rate after each
+    ``patience`` epochs, PLATEAU_REDUCTIONS times, then stops: the step a constant gradient
+    takes (Adam's is the learning rate) shrinks by PLATEAU_FACTOR at each cut."""
+    from impute_dgm.training import PLATEAU_FACTOR, PLATEAU_REDUCTIONS
+
+    weight = nn.Parameter(torch.zeros(()))
+    model = nn.Module()
+    model.weight = weight
+    trajectory = []
+    history = Trainer(
+        n_epochs=100,
+        batch_size=4,
+        lr=0.1,
+        patience=2,
+        lr_schedule="plateau",
+        callbacks=[lambda epoch, logs: trajectory.append(float(weight.detach()))],
+    ).fit(
+        model,
+        lambda batch, generator: weight * 1.0,
+        (torch.zeros(4, 1),),
+        torch.Generator().manual_seed(0),
+        (torch.zeros(4, 1),),
+        lambda data: 1.0,
+    )
+    assert history.stopped_early and len(history.train_loss) == 1 + 2 * (PLATEAU_REDUCTIONS + 1)
+    steps = -torch.diff(torch.tensor([0.0, *trajectory]))
+    expected = [0.1 * PLATEAU_FACTOR ** min(max(epoch - 1, 0) // 2, PLATEAU_REDUCTIONS)
+                for epoch in range(len(steps))]  # fmt: skip
+    torch.testing.assert_close(steps, torch.tensor(expected), rtol=1e-4, atol=1e-7)
+    assert float(weight) == trajectory[0]  # the best (first) epoch's weights are kept
+
+
 def test_kl_warmup_anneals_the_prior_term_of_the_vae_bound():
     from impute_dgm.distributions.likelihoods import GaussianLikelihood
     from impute_dgm.distributions.priors import StandardNormalPrior

@@ -32,7 +32,7 @@ class TorchEstimatorMixin:
         "n_epochs": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "batch_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "lr": [Interval(Real, 0, None, closed="neither")],
-        "lr_schedule": [StrOptions({"constant", "cosine"})],
+        "lr_schedule": [StrOptions({"constant", "cosine", "plateau"})],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
         "early_stopping": ["boolean", StrOptions({"auto"})],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],

@@ -85,8 +85,10 @@ VAE_PARAMETERS_DOC = """latent_dim : int, default=10
         quadruples beyond (256 at 100,000 rows), at most 1,024.
     lr : float, default=1e-3
         Adam learning rate.
-    lr_schedule : {"constant", "cosine"}, default="constant"
-        Learning-rate schedule; "cosine" anneals it to ``lr / 100`` over ``n_epochs``.
+    lr_schedule : {"constant", "cosine", "plateau"}, default="constant"
+        Learning-rate schedule; "cosine" anneals it to ``lr / 100`` over ``n_epochs``;
+        "plateau" cuts it when the held-out (or training) loss stops improving (see
+        :class:`~impute_dgm.training.Trainer`).
     weight_decay : float, default=0.0
         Adam weight decay.
     early_stopping : bool or "auto", default="auto"

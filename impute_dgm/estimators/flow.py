@@ -111,7 +111,10 @@ class FlowDensityEstimator(
         Rows per step. "auto": 128 up to 4,096 rows, doubled each time the table quadruples
         beyond, at most 2,048.
     lr : float, default=1e-3
-    lr_schedule : {"constant", "cosine"}, default="constant"
+    lr_schedule : {"constant", "cosine", "plateau"}, default="constant"
+        "cosine" anneals the rate to ``lr / 100`` over ``n_epochs``; "plateau" cuts it when
+        the held-out (or training) loss stops improving, and early stopping waits for the
+        cuts (see :class:`~impute_dgm.training.Trainer`).
     weight_decay : float, default=0.0
     early_stopping : bool, default=True
         On by default: flows overfit, and the held-out log-likelihood is the quantity of
