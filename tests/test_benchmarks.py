@@ -323,3 +323,32 @@ def test_density_tables_benchmark_compares_flows_with_tuned_baselines(tmp_path, 
         for record in per_method.values():
             if "failure" not in record:
                 assert math.isfinite(record["log_likelihood"]["mean"])
+
+
+def test_semi_supervised_update_replaces_only_the_rerun_methods(tmp_path, monkeypatch):
+    common = ["--quick", "--seeds", "1", "--results-dir", str(tmp_path)]
+    spreading, logreg = "LabelSpreading (knn)", "LogReg (labelled only)"
+    run_script(
+        "semi_supervised.py",
+        [*common, "--methods", spreading, logreg, "--output", "base.json"],
+        monkeypatch,
+    )
+    base = json.loads((tmp_path / "base.json").read_text())
+    base["results"]["complete"][spreading]["10"]["accuracy"]["mean"] = 99.0  # to be replaced
+    base["tables"]["wine"]["complete"][spreading]["mean"] = 99.0
+    (tmp_path / "base.json").write_text(json.dumps(base))
+    run_script(
+        "semi_supervised.py",
+        [*common, "--methods", spreading, "--update", str(tmp_path / "base.json"),
+         "--output", "updated.json"],
+        monkeypatch,
+    )  # fmt: skip
+    updated = json.loads((tmp_path / "updated.json").read_text())
+    complete = updated["results"]["complete"]
+    assert list(complete) == [spreading, logreg]  # the earlier order
+    assert complete[logreg] == base["results"]["complete"][logreg]
+    assert complete[spreading]["10"]["accuracy"]["mean"] <= 1.0
+    assert updated["tables"]["wine"]["complete"][spreading]["mean"] <= 1.0
+    wine = updated["tables"]["wine"]["complete"]
+    assert wine[logreg] == base["tables"]["wine"]["complete"][logreg]
+    assert updated["settings"]["updated_methods"] == [spreading]
