@@ -251,7 +251,7 @@ def run_tables(seeds: int, quick: bool, methods=METHODS) -> dict:
                 }
                 for name in {**conditions.get("complete", {}), **conditions["30% missing"]}
             ],
-            [("method", "method"), ("complete", "complete"), ("30% missing", "30% missing")],
+            [("method", "method"), *((c, c) for c in conditions)],
         )
     return results
 

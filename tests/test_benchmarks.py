@@ -352,3 +352,15 @@ def test_semi_supervised_update_replaces_only_the_rerun_methods(tmp_path, monkey
     wine = updated["tables"]["wine"]["complete"]
     assert wine[logreg] == base["tables"]["wine"]["complete"][logreg]
     assert updated["settings"]["updated_methods"] == [spreading]
+    # A method of the incomplete condition only: the complete one is kept as it was.
+    recipe = "impute-then-spread (VAEImputer + LabelSpreading)"
+    run_script(
+        "semi_supervised.py",
+        [*common, "--methods", recipe, "--update", str(tmp_path / "base.json"),
+         "--output", "recipe.json"],
+        monkeypatch,
+    )  # fmt: skip
+    with_recipe = json.loads((tmp_path / "recipe.json").read_text())
+    assert with_recipe["results"]["complete"] == base["results"]["complete"]
+    assert recipe in with_recipe["results"]["30% missing"]
+    assert recipe in with_recipe["tables"]["wine"]["30% missing"]
