@@ -119,8 +119,18 @@ METHODS = {
     "KDE (CV)": kernel_density,
     "FlowDensityEstimator (defaults)": flow(),
     "FlowDensityEstimator (spline, N(0, I) base)": flow(base="normal"),
+    # The defaults until the plateau schedule: 8 bins, Adam 1e-3, at most 100 epochs.
+    "FlowDensityEstimator (8 bins, constant lr)": flow(
+        n_bins=8, lr=1e-3, lr_schedule="constant", n_epochs=100
+    ),
     "FlowDensityEstimator (previous defaults)": flow(
-        coupling="affine", n_layers=8, hidden_dims=(256, 256), base="normal"
+        coupling="affine",
+        n_layers=8,
+        hidden_dims=(256, 256),
+        base="normal",
+        lr=1e-3,
+        lr_schedule="constant",
+        n_epochs=100,
     ),
     "zuko NSF": zuko_nsf,
 }

@@ -107,13 +107,15 @@ TOYS = {
 }
 
 
-TOY_2D_SETTINGS = "spline, 2D settings (4 x (128, 128), 32 bins, 300 epochs cosine)"
+TOY_2D_SETTINGS = "spline, 2D settings (4 x (128, 128), 32 bins, 300 epochs cosine from 3e-3)"
 
 
 def toy_methods(quick: bool) -> dict:
     trained = dict(
         n_layers=8,
         hidden_dims=(64, 64),
+        n_bins=8,
+        lr_schedule="constant",
         n_epochs=5 if quick else 150,
         batch_size=256,
         lr=2e-3,
@@ -135,6 +137,7 @@ def toy_methods(quick: bool) -> dict:
         TOY_2D_SETTINGS: lambda: FlowDensityEstimator(
             hidden_dims=(128, 128),
             n_bins=32,
+            lr=3e-3,
             n_epochs=5 if quick else 300,
             lr_schedule="cosine",
             early_stopping=False,
@@ -328,6 +331,7 @@ def digits_methods(quick: bool) -> dict:
         lr=LR,
         n_epochs=epochs,
         n_iter_no_change=PATIENCE,
+        lr_schedule="constant",
     )
     spline = dict(coupling="spline", n_bins=8, n_layers=LAYERS, hidden_dims=HIDDEN)
     return {
