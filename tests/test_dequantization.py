@@ -97,6 +97,8 @@ def test_variational_dequantisation_tightens_the_bound():
     common = dict(
         n_layers=2, hidden_dims=(32,), n_epochs=60, n_levels=4, early_stopping=False,
         n_dequantization_samples=100, random_state=seed(0),
+        # The settings the threshold was set with (the defaults until the plateau schedule).
+        n_bins=8, lr=1e-3, lr_schedule="constant",
     )  # fmt: skip
     uniform = FlowDensityEstimator(dequantize="uniform", **common).fit(X)
     learned = FlowDensityEstimator(dequantize="variational", **common).fit(X)

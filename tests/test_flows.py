@@ -253,7 +253,8 @@ def test_a_whole_flow_is_one_torch_transform():
 
 
 def test_fixed_layers_are_torch_transforms():
-    """Affine, Logit and Reshape are torch's transforms: the same values as torch's own."""
+    """Affine and Reshape are torch's transforms; the written-out Logit is the same map as
+    torch's affine squash then inverse sigmoid."""
     from torch.distributions import AffineTransform, SigmoidTransform
 
     location, scale = torch.tensor([1.0, -2.0, 0.5]), torch.tensor([2.0, 0.1, 3.0])

@@ -6,8 +6,8 @@ log-determinants are per sample. ``forward`` is the normalising direction (data 
 A :class:`Flow` is a base distribution plus a list of layers. ``layer.as_transform()`` is a
 layer (or a whole flow) as a ``torch.distributions.Transform``, and ``Flow.distribution()`` is
 the flow as a ``TransformedDistribution`` (how the VAE's flow prior uses it); layers whose map
-torch already has (:class:`~impute_dgm.flows.layers.Affine`, ``Logit``, ``Reshape``) are built
-on torch's transforms (:class:`TorchTransformLayer`).
+torch already has (:class:`~impute_dgm.flows.layers.Affine`, ``Reshape``) are built on torch's
+transforms (:class:`TorchTransformLayer`).
 """
 
 from __future__ import annotations
