@@ -147,7 +147,7 @@ def test_dequantized_model_is_a_normalised_discrete_distribution():
     X[:, 1] = (X[:, 0] + X[:, 1]) % 3  # make the two features dependent
     flow = small_flow(dequantize=True, n_epochs=60, n_dequantization_samples=200).fit(X)
     assert flow.n_levels_ == 3
-    offsets = (np.arange(40) + 0.5) / 40  # midpoint rule on each unit bin
+    offsets = (np.arange(100) + 0.5) / 100  # midpoint rule on each unit bin
     u = np.stack(np.meshgrid(offsets, offsets), -1).reshape(-1, 2)
     states = np.stack(np.meshgrid(levels, levels), -1).reshape(-1, 2).astype(float)
     with torch.no_grad():
