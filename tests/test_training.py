@@ -136,7 +136,7 @@ def test_plateau_schedule_cuts_the_rate_before_stopping():
     expected = [0.1 * PLATEAU_FACTOR ** min(max(epoch - 1, 0) // 2, PLATEAU_REDUCTIONS)
                 for epoch in range(len(steps))]  # fmt: skip
     torch.testing.assert_close(steps, torch.tensor(expected), rtol=1e-4, atol=1e-7)
-    assert float(weight) == trajectory[0]  # the best (first) epoch's weights are kept
+    assert float(weight.detach()) == trajectory[0]  # the best (first) epoch's weights are kept
 
 
 def test_kl_warmup_anneals_the_prior_term_of_the_vae_bound():
