@@ -337,13 +337,18 @@ def test_semi_supervised_update_replaces_only_the_rerun_methods(tmp_path, monkey
     base["results"]["complete"][spreading]["10"]["accuracy"]["mean"] = 99.0  # to be replaced
     base["tables"]["wine"]["complete"][spreading]["mean"] = 99.0
     (tmp_path / "base.json").write_text(json.dumps(base))
-    run_script(
-        "semi_supervised.py",
-        [*common, "--methods", spreading, "--update", str(tmp_path / "base.json"),
-         "--output", "updated.json"],
-        monkeypatch,
-    )  # fmt: skip
-    updated = json.loads((tmp_path / "updated.json").read_text())
+
+    def update(method):
+        """Rerun ``method`` into base.json's results; the payload written."""
+        run_script(
+            "semi_supervised.py",
+            [*common, "--methods", method, "--update", str(tmp_path / "base.json"),
+             "--output", "updated.json"],
+            monkeypatch,
+        )  # fmt: skip
+        return json.loads((tmp_path / "updated.json").read_text())
+
+    updated = update(spreading)
     complete = updated["results"]["complete"]
     assert list(complete) == [spreading, logreg]  # the earlier order
     assert complete[logreg] == base["results"]["complete"][logreg]
@@ -354,13 +359,7 @@ def test_semi_supervised_update_replaces_only_the_rerun_methods(tmp_path, monkey
     assert updated["settings"]["updated_methods"] == [spreading]
     # A method of the incomplete condition only: the complete one is kept as it was.
     recipe = "impute-then-spread (VAEImputer + LabelSpreading)"
-    run_script(
-        "semi_supervised.py",
-        [*common, "--methods", recipe, "--update", str(tmp_path / "base.json"),
-         "--output", "recipe.json"],
-        monkeypatch,
-    )  # fmt: skip
-    with_recipe = json.loads((tmp_path / "recipe.json").read_text())
+    with_recipe = update(recipe)
     assert with_recipe["results"]["complete"] == base["results"]["complete"]
     assert recipe in with_recipe["results"]["30% missing"]
     assert recipe in with_recipe["tables"]["wine"]["30% missing"]
