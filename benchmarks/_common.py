@@ -89,8 +89,10 @@ def run_or_merge(args, benchmark: str, design: dict, cells_to_run: dict) -> dict
 
 def fold_methods(earlier: dict, rerun: dict, methods) -> dict:
     """Per-method records of one cell after rerunning ``methods``: ``earlier``'s records of
-    the other methods, then ``rerun``'s (the ``--update`` option of the benchmarks)."""
-    return {**{m: r for m, r in earlier.items() if m not in methods}, **rerun}
+    the other methods and ``rerun``'s, in ``earlier``'s order with new methods last (the
+    ``--update`` option of the benchmarks)."""
+    merged = {**{m: r for m, r in earlier.items() if m not in methods}, **rerun}
+    return {m: merged[m] for m in dict.fromkeys([*earlier, *rerun]) if m in merged}
 
 
 def finish(args, payload: dict) -> dict:

@@ -181,13 +181,6 @@ def fit_pca_logreg(model, X, y_partial):
     return model
 
 
-def _fold(earlier: dict, rerun: dict, methods) -> dict:
-    """``earlier``'s per-method results with ``methods`` taken from ``rerun``, rows in the
-    earlier order (``--update``)."""
-    merged = fold_methods(earlier, rerun, methods)
-    return {m: merged[m] for m in dict.fromkeys([*earlier, *rerun]) if m in merged}
-
-
 def run_tables(seeds: int, quick: bool, methods=METHODS) -> dict:
     """Breast cancer and wine, 10% of the training rows labelled, complete and 30% missing."""
     records: dict[tuple[str, str, str], list[float]] = {}
@@ -360,7 +353,7 @@ def main(argv: list[str] | None = None) -> dict:
     earlier = json.loads(Path(args.update).read_text()) if args.update else None
     if earlier is not None:
         results = {
-            condition: _fold(methods, results.get(condition, {}), selected)
+            condition: fold_methods(methods, results.get(condition, {}), selected)
             for condition, methods in earlier["results"].items()
         }
 
@@ -395,7 +388,10 @@ def main(argv: list[str] | None = None) -> dict:
     settings = {"m1_embedder": m1_settings, "m2": m2_settings, "seeds": args.seeds}
     if earlier is not None:
         tables = {
-            table: {c: _fold(m, tables.get(table, {}).get(c, {}), selected) for c, m in by.items()}
+            table: {
+                c: fold_methods(m, tables.get(table, {}).get(c, {}), selected)
+                for c, m in by.items()
+            }
             for table, by in earlier["tables"].items()
         }
         settings = {**earlier["settings"], "updated_methods": sorted(selected),
