@@ -144,6 +144,11 @@ class Trainer:
         loss is still changing by design then, e.g. during KL warm-up).
     on_epoch_start : callable (epoch) -> None, optional
         Called before each epoch (e.g. to set an annealed weight).
+    weight_averaging : float or None, default=None
+        Decay of an exponential moving average of the weights, updated after every step
+        (Polyak averaging, as Glow and Flow++ evaluate); validation, early stopping and the
+        returned model then use the averaged weights, which smooth away the last steps' noise.
+        None trains and returns the raw weights.
     """
 
     n_epochs: int
@@ -157,6 +162,7 @@ class Trainer:
     description: str = "training"
     warmup_epochs: int = 0
     on_epoch_start: Callable[[int], None] | None = None
+    weight_averaging: float | None = None
 
     def fit(
         self,
@@ -211,6 +217,13 @@ class Trainer:
             raise ValueError(
                 f"lr_schedule={self.lr_schedule!r} is not 'constant', 'cosine' or 'plateau'."
             )
+        averaged = None
+        if self.weight_averaging is not None:
+            averaged = torch.optim.swa_utils.AveragedModel(
+                model,
+                multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(self.weight_averaging),
+                use_buffers=True,
+            )
         plateau_patience = self.patience if self.patience is not None else 10
         plateau_best, plateau_wait, reductions = math.inf, 0, 0
         use_validation = validation_data is not None and evaluate is not None
@@ -241,6 +254,8 @@ class Trainer:
                     optimizer.zero_grad(set_to_none=True)
                     batch_loss.backward()
                     optimizer.step()
+                    if averaged is not None:
+                        averaged.update_parameters(model)
                     if scheduler is not None:
                         scheduler.step()
                     # Summed on the device: no host round trip per step.
@@ -249,6 +264,9 @@ class Trainer:
                     distributed.all_reduce(total)
                 logs = {"train_loss": float(total) / (n_rows * world)}
                 history.train_loss.append(logs["train_loss"])
+                # Validation and kept weights see the averaged weights; training resumes from
+                # the raw ones.
+                raw_state = _swap_in(model, averaged) if averaged is not None else None
                 if not use_validation:
                     # What Ctrl-C in a later epoch falls back to (a step may be half done then).
                     finished_state = copy.deepcopy(model.state_dict())
@@ -267,6 +285,8 @@ class Trainer:
                         history.best_epoch = epoch
                     else:
                         epochs_without_improvement += 1
+                if raw_state is not None:
+                    model.load_state_dict(raw_state)
                 if self.lr_schedule == "plateau" and epoch >= self.warmup_epochs:
                     signal = logs.get("validation_loss", logs["train_loss"])
                     plateau_best, plateau_wait = (
@@ -316,6 +336,15 @@ class Trainer:
             model.load_state_dict(best_state)
         else:
             history.best_epoch = len(history.train_loss) - 1
+            if averaged is not None:
+                _swap_in(model, averaged)
         model.eval()
         history.seconds = time.perf_counter() - start
         return history
+
+
+def _swap_in(model: nn.Module, averaged: nn.Module) -> dict:
+    """Load the averaged weights (and buffers) into ``model``; return the raw state."""
+    raw_state = copy.deepcopy(model.state_dict())
+    model.load_state_dict(averaged.module.state_dict())
+    return raw_state

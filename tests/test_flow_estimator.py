@@ -329,3 +329,15 @@ def test_a_flow_saved_before_the_mixture_base_and_splines_loads_as_it_was_fitted
     assert restored.get_params()["base"] == "normal"
     assert restored.get_params()["coupling"] == "affine"
     np.testing.assert_array_equal(restored.score_samples(X), old.score_samples(X))
+
+
+def test_weight_averaging_reaches_the_fitted_flow(moons):
+    """A moving average with decay ~0 is the last step's weights (the fit without averaging);
+    a long one is a different, smoother flow."""
+    settings = dict(n_layers=2, hidden_dims=(16,), n_epochs=3, early_stopping=False,
+                    random_state=0)  # fmt: skip
+    raw = FlowDensityEstimator(**settings).fit(moons).score_samples(moons[:50])
+    last = FlowDensityEstimator(weight_averaging=1e-12, **settings).fit(moons)
+    averaged = FlowDensityEstimator(weight_averaging=0.9, **settings).fit(moons)
+    np.testing.assert_allclose(last.score_samples(moons[:50]), raw, rtol=1e-5, atol=1e-5)
+    assert np.abs(averaged.score_samples(moons[:50]) - raw).max() > 1e-3

@@ -139,6 +139,47 @@ def test_plateau_schedule_cuts_the_rate_before_stopping():
     assert float(weight.detach()) == trajectory[0]  # the best (first) epoch's weights are kept
 
 
+@pytest.mark.parametrize("validate", [True, False])
+def test_weight_averaging_validates_and_keeps_the_moving_average(validate):
+    """On a constant gradient Adam's step is the learning rate, so the raw weight after t steps
+    is -lr t and its exponential moving average is known step by step. Validation sees the
+    average, training continues from the raw weight, and the fit returns the average."""
+    decay, lr, rows = 0.9, 0.1, 3
+    weight = nn.Parameter(torch.zeros(()))
+    model = nn.Module()
+    model.weight = weight
+    raw, validated = [], []
+
+    def evaluate(data):
+        validated.append(float(weight.detach()))
+        return -float(len(validated))  # always improving: the last epoch is the best
+
+    Trainer(
+        n_epochs=5,
+        batch_size=1,
+        lr=lr,
+        patience=10,
+        weight_averaging=decay,
+        callbacks=[lambda epoch, logs: raw.append(float(weight.detach()))],
+    ).fit(
+        model,
+        lambda batch, generator: weight * 1.0,
+        (torch.zeros(rows, 1),),
+        torch.Generator().manual_seed(0),
+        (torch.zeros(1, 1),) if validate else None,
+        evaluate if validate else None,
+    )
+    average, averages = None, []
+    for step in range(1, 5 * rows + 1):
+        average = -lr * step if average is None else decay * average + (1 - decay) * -lr * step
+        averages.append(average)
+    per_epoch = torch.tensor(averages[rows - 1 :: rows])
+    torch.testing.assert_close(torch.tensor(raw), -lr * rows * torch.arange(1.0, 6.0))
+    if validate:
+        torch.testing.assert_close(torch.tensor(validated), per_epoch)
+    assert float(weight.detach()) == pytest.approx(averages[-1], rel=1e-5)
+
+
 def test_kl_warmup_anneals_the_prior_term_of_the_vae_bound():
     from impute_dgm.distributions.likelihoods import GaussianLikelihood
     from impute_dgm.distributions.priors import StandardNormalPrior

@@ -131,6 +131,8 @@ class TorchEstimatorMixin:
             description=description,
             warmup_epochs=warmup_epochs,
             on_epoch_start=on_epoch_start,
+            # Only estimators that offer it have the parameter (FlowDensityEstimator).
+            weight_averaging=getattr(self, "weight_averaging", None),
         )
         generator = make_generator(draw_seed(random_state), device)
         return trainer.fit(self.model_, loss, data, generator, validation, evaluate)

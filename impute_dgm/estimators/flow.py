@@ -118,6 +118,12 @@ class FlowDensityEstimator(
         the held-out (or training) loss stops improving, and early stopping waits for the
         cuts (see :class:`~impute_dgm.training.Trainer`).
     weight_decay : float, default=0.0
+    weight_averaging : float or None, default=None
+        Decay per step of an exponential moving average of the weights (Polyak averaging,
+        which Glow and Flow++ report held-out likelihoods with); validation, early stopping
+        and the fitted flow use the averaged weights. It averages over about
+        ``1 / (1 - weight_averaging)`` steps, so it suits fits of many more steps than that
+        (0.999 on 10,000 rows of batches of 128: 14 epochs). None keeps the raw weights.
     early_stopping : bool, default=True
         On by default: flows overfit, and the held-out log-likelihood is the quantity of
         interest.
@@ -180,6 +186,7 @@ class FlowDensityEstimator(
         "logit_alpha": [Interval(Real, 0, 0.5, closed="neither")],
         "callbacks": [list, tuple, None],
         **TorchEstimatorMixin._torch_parameter_constraints,
+        "weight_averaging": [Interval(Real, 0, 1, closed="neither"), None],
     }
 
     def __init__(
@@ -207,6 +214,7 @@ class FlowDensityEstimator(
         lr: float = 3e-3,
         lr_schedule: str = "plateau",
         weight_decay: float = 0.0,
+        weight_averaging: float | None = None,
         early_stopping: bool = True,
         validation_fraction: float = 0.1,
         n_iter_no_change: int = 10,
@@ -238,6 +246,7 @@ class FlowDensityEstimator(
         self.lr = lr
         self.lr_schedule = lr_schedule
         self.weight_decay = weight_decay
+        self.weight_averaging = weight_averaging
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
