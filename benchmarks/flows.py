@@ -23,6 +23,7 @@ Writes ``benchmarks/results/flows.json`` and ``benchmarks/results/flows_toy.png`
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 import time
@@ -36,7 +37,7 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.neighbors import KernelDensity
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, environment, print_table, summarise, write_json  # noqa: E402
+from _common import RESULTS, environment, fold_methods, print_table, summarise, write_json  # noqa: E402
 
 from impute_dgm import FlowDensityEstimator  # noqa: E402
 from impute_dgm.flows import Logit  # noqa: E402
@@ -149,7 +150,9 @@ def toy_methods(quick: bool) -> dict:
     }
 
 
-def run_toys(quick: bool) -> tuple[dict, dict]:
+def run_toys(quick: bool, selected: set | None = None) -> tuple[dict, dict]:
+    """Fit every toy method (or those in ``selected``) on each toy; the records and, when the
+    defaults ran, their density grids for the figure."""
     results, grids = {}, {}
     for name, (sampler, log_density) in TOYS.items():
         rng = np.random.default_rng(0)
@@ -157,6 +160,8 @@ def run_toys(quick: bool) -> tuple[dict, dict]:
         truth = sampler(20000, np.random.default_rng(1))
         results[name] = {}
         for method, make in toy_methods(quick).items():
+            if selected is not None and method not in selected:
+                continue
             model = make()
             start = time.perf_counter()
             model.fit(X)
@@ -432,21 +437,76 @@ def run_digits(seeds: int, quick: bool) -> dict:
     return {name: {k: summarise(v) for k, v in rec.items()} for name, rec in records.items()}
 
 
+def print_toys(toys: dict) -> None:
+    print("\nToy densities (KL and held-out log-likelihood on 20,000 fresh draws)")
+    print_table(
+        [
+            {
+                "data": toy,
+                "method": method,
+                "kl": f"{r['kl_true_model']:.4f} +- {r['kl_standard_error']:.4f}",
+                "ll": f"{r['held_out_log_likelihood']:.4f}",
+                "s": f"{r['fit_seconds']:.1f}",
+            }
+            for toy, per_method in toys.items()
+            for method, r in per_method.items()
+        ],
+        [
+            ("data", "data"),
+            ("method", "method"),
+            ("kl", "KL(true || model), nats"),
+            ("ll", "held-out log-lik"),
+            ("s", "fit s"),
+        ],
+    )
+
+
+def _write_update(args, earlier: dict, toys: dict, png: Path | None, results_dir: Path) -> dict:
+    """``--update``: the earlier file with the rerun toy methods folded in, its digits block
+    kept (and its figure, unless the defaults were rerun)."""
+    print_toys(toys)
+    payload = {
+        **earlier,
+        "toy": toys,
+        "toy_png": png.name if png is not None else earlier["toy_png"],
+        "updated_toy_methods": sorted(args.toy_methods or toy_methods(False)),
+        "updated_environment": environment(),
+    }
+    path = write_json(args.output, payload, results_dir)
+    print(f"\nwrote {path}")
+    return payload
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="tiny settings, for smoke tests")
     parser.add_argument("--output", default="flows.json")
     parser.add_argument("--results-dir", default=str(RESULTS))
+    parser.add_argument("--toy-methods", nargs="*", default=None, choices=list(toy_methods(False)),
+                        help="toy methods to run (default: all)")  # fmt: skip
+    parser.add_argument("--update", default=None, metavar="JSON",
+                        help="rerun only --toy-methods on the toys (same draws), replace their "
+                             "results in this file's and keep its digits block, writing "
+                             "--output")  # fmt: skip
     args = parser.parse_args(argv)
     torch.manual_seed(0)
+    earlier = json.loads(Path(args.update).read_text()) if args.update else None
+    selected = set(args.toy_methods) if args.toy_methods is not None else None
 
     print("Toy 2D densities (10000 training draws)")
-    toys, grids = run_toys(args.quick)
+    toys, grids = run_toys(args.quick, selected)
     results_dir = Path(args.results_dir)
     results_dir.mkdir(parents=True, exist_ok=True)
     png = results_dir / ("flows_toy_quick.png" if args.quick else "flows_toy.png")
-    plot_toys(grids, png)
+    if grids:
+        plot_toys(grids, png)
+    if earlier is not None:
+        toys = {
+            toy: fold_methods(methods, toys.get(toy, {}), selected or set(toy_methods(False)))
+            for toy, methods in earlier["toy"].items()
+        }
+        return _write_update(args, earlier, toys, png if grids else None, results_dir)
 
     print("\nDigits, dequantised + logit, 8 couplings of (256, 256), early stopping")
     digits = run_digits(args.seeds, args.quick)
@@ -484,27 +544,7 @@ def main(argv: list[str] | None = None) -> dict:
             / digits["zuko NSF"]["train_rows_per_s"]["mean"]
         )
 
-    print("\nToy densities (KL and held-out log-likelihood on 20,000 fresh draws)")
-    print_table(
-        [
-            {
-                "data": toy,
-                "method": method,
-                "kl": f"{r['kl_true_model']:.4f} +- {r['kl_standard_error']:.4f}",
-                "ll": f"{r['held_out_log_likelihood']:.4f}",
-                "s": f"{r['fit_seconds']:.1f}",
-            }
-            for toy, per_method in toys.items()
-            for method, r in per_method.items()
-        ],
-        [
-            ("data", "data"),
-            ("method", "method"),
-            ("kl", "KL(true || model), nats"),
-            ("ll", "held-out log-lik"),
-            ("s", "fit s"),
-        ],
-    )
+    print_toys(toys)
     print(f"\nDigits, {args.seeds} seeds (test 20%)")
     print_table(
         [

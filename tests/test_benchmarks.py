@@ -49,6 +49,22 @@ def test_flow_benchmark_writes_its_table_and_figure(tmp_path, monkeypatch):
     assert (tmp_path / "flows_toy_quick.png").stat().st_size > 1000
     assert "spline_train_rows_per_s_over_zuko_nsf" in payload["digits"]["ratios"]
 
+    # --update reruns the named toy methods only and keeps everything else of the earlier file.
+    rerun = "KDE (bandwidth by CV)"
+    run_script(
+        "flows.py",
+        ["--quick", "--results-dir", str(tmp_path), "--update", str(tmp_path / "flows.json"),
+         "--toy-methods", rerun, "--output", "updated.json"],
+        monkeypatch,
+    )  # fmt: skip
+    updated = json.loads((tmp_path / "updated.json").read_text())
+    assert updated["digits"] == payload["digits"] and updated["updated_toy_methods"] == [rerun]
+    for toy, per_method in payload["toy"].items():
+        assert list(updated["toy"][toy]) == list(per_method)  # same methods, same order
+        for method, record in per_method.items():
+            if method != rerun:
+                assert updated["toy"][toy][method] == record
+
 
 def test_density_benchmark_writes_its_table_and_figures(tmp_path, monkeypatch):
     run_script(
