@@ -71,6 +71,12 @@ def methods(seed: int, quick: bool, n_levels: int) -> dict:
         "VAEImputer (categorical)": lambda: VAEImputer(
             likelihood="categorical", activation="tanh", random_state=seed, **vae
         ),
+        # A latent space for 64 pixels rather than a table's 10 dimensions: chosen on the
+        # square mask of seeds 10 and 11 (RMSE 0.2229 / 0.2175 against the defaults' 0.2279 /
+        # 0.2255 and KNN's 0.2249 / 0.2233), not on the benchmark's seeds.
+        "VAEImputer (latent_dim=20)": lambda: VAEImputer(
+            random_state=seed, **{"latent_dim": 20, **vae}
+        ),
     }
 
 

@@ -274,6 +274,7 @@ def test_images_benchmark_writes_figures_and_says_mnist_was_skipped(tmp_path, mo
             "IterativeImputer (BayesianRidge)",
             "VAEImputer (defaults)",
             "VAEImputer (categorical)",
+            "VAEImputer (latent_dim=20)",
         }
         for record in per_method.values():
             assert 0 < record["rmse"]["mean"] < 1
