@@ -4,11 +4,11 @@ Two masks: 50% of the pixels missing completely at random, and one missing 4 x 4
 image at a random place (for MNIST 28 x 28: a 14 x 14 square). Methods: KNNImputer,
 IterativeImputer (BayesianRidge) and VAEImputer, with its defaults (the pixel levels as whole
 numbers: a rounded normal), with a categorical likelihood over the levels (ordered: imputed
-as the expected level) and with a 20-dimensional latent space. RMSE over the missing pixels, in
-units of the full intensity range; fit + transform seconds; a figure of masked / imputed / true images per
-mask (``benchmarks/results/images_<data>_<mask>.png``). MNIST is read from ``--mnist PATH``, an
-``.npz`` with an ``x_train`` (or ``X``) array of images; without it the benchmark says it
-skipped MNIST. Nothing is downloaded. Writes ``benchmarks/results/images.json``.
+as the expected level) and with a 20-dimensional latent space. RMSE over the missing pixels,
+in units of the full intensity range; fit + transform seconds; a figure of masked / imputed /
+true images per mask (``benchmarks/results/images_<data>_<mask>.png``). MNIST is read from
+``--mnist PATH``, an ``.npz`` with an ``x_train`` (or ``X``) array of images; without it the
+benchmark says it skipped MNIST. Nothing is downloaded. Writes ``benchmarks/results/images.json``.
 
     python benchmarks/images.py [--seeds 3] [--rows 1797] [--mnist PATH] [--quick]
                                 [--methods M ...] [--update images.json]
