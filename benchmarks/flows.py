@@ -476,15 +476,21 @@ def print_toys(toys: dict) -> None:
     )
 
 
-def _write_update(args, earlier: dict, toys: dict, png: Path | None, results_dir: Path) -> dict:
-    """``--update``: the earlier file with the rerun toy methods folded in, its digits block
-    kept (and its figure, unless the defaults were rerun)."""
+def _write_update(
+    args, earlier: dict, toys: dict, rerun: set, png: Path | None, results_dir: Path
+) -> dict:
+    """``--update``: the earlier file with the ``rerun`` toy methods folded in, its digits
+    block kept (and its figure, unless the defaults were rerun)."""
+    toys = {
+        toy: fold_methods(methods, toys.get(toy, {}), rerun)
+        for toy, methods in earlier["toy"].items()
+    }
     print_toys(toys)
     payload = {
         **earlier,
         "toy": toys,
         "toy_png": png.name if png is not None else earlier["toy_png"],
-        "updated_toy_methods": sorted(args.toy_methods or toy_methods(False)),
+        "updated_toy_methods": sorted(rerun),
         "updated_environment": environment(),
     }
     path = write_json(args.output, payload, results_dir)
@@ -517,11 +523,8 @@ def main(argv: list[str] | None = None) -> dict:
     if grids:
         plot_toys(grids, png)
     if earlier is not None:
-        toys = {
-            toy: fold_methods(methods, toys.get(toy, {}), selected or set(toy_methods(False)))
-            for toy, methods in earlier["toy"].items()
-        }
-        return _write_update(args, earlier, toys, png if grids else None, results_dir)
+        rerun = selected or set(toy_methods(args.quick))
+        return _write_update(args, earlier, toys, rerun, png if grids else None, results_dir)
 
     print("\nDigits, dequantised + logit, 8 couplings of (256, 256), early stopping")
     digits = run_digits(args.seeds, args.quick)
