@@ -337,7 +337,7 @@ class Trainer:
         else:
             history.best_epoch = len(history.train_loss) - 1
             if averaged is not None:
-                _swap_in(model, averaged)
+                model.load_state_dict(averaged.module.state_dict())
         model.eval()
         history.seconds = time.perf_counter() - start
         return history
