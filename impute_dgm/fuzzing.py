@@ -24,6 +24,8 @@ Examples
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import re
 import traceback
 import warnings
@@ -41,7 +43,18 @@ from hypothesis.extra.numpy import arrays
 SPECIAL_VALUES = [np.nan, np.inf, -np.inf, 0.0, -0.0, 1e300, -1e300, 1e150, 1e-300, 5e-324, 5.0]
 
 # Raising frames in these libraries mean the package let bad data through to them.
-FOREIGN_LIBRARIES = ("/torch/", "/numpy/", "/pandas/", "/scipy/")
+FOREIGN_LIBRARIES = ("torch", "numpy", "pandas", "scipy")
+
+
+def _library_directories() -> tuple[str, ...]:
+    """Where the foreign libraries are installed. Matched as directories, not as names in a
+    path: a virtual environment under /opt/torch/ holds scikit-learn too."""
+    directories = []
+    for name in FOREIGN_LIBRARIES:
+        spec = importlib.util.find_spec(name)
+        for location in (spec.submodule_search_locations or []) if spec else []:
+            directories.append(os.path.join(os.path.realpath(location), ""))
+    return tuple(directories)
 
 
 # --- inputs --------------------------------------------------------------------------------
@@ -273,7 +286,7 @@ def raised_by_us(error: BaseException) -> bool:
     C++ errors carry the calling line as their last frame: a line that is no ``raise``).
     """
     last = traceback.extract_tb(error.__traceback__)[-1]
-    if any(library in last.filename for library in FOREIGN_LIBRARIES):
+    if os.path.realpath(last.filename).startswith(_library_directories()):
         return False
     return (last.line or "").lstrip().startswith("raise")
 

@@ -53,6 +53,22 @@ def test_the_judge_catches_a_changed_observed_value_and_a_torch_error():
     assert run_case("VAEImputer", case).acceptable
 
 
+def test_the_judge_tells_libraries_by_their_install_directory_not_by_names_in_the_path():
+    # Found on a GPU machine whose virtual environment lives under /opt/torch/: scikit-learn's
+    # own "raise TypeError(...)" there was taken for an error from inside torch.
+    import linecache
+
+    fake = "/opt/torch/.venv/lib/python3.12/site-packages/sklearn/utils/validation.py"
+    source = "raise TypeError('Sparse data was passed for X, but dense data is required.')\n"
+    linecache.cache[fake] = (len(source), None, [source], fake)
+    try:
+        exec(compile(source, fake, "exec"))
+    except TypeError as error:
+        assert raised_by_us(error)
+    finally:
+        linecache.cache.pop(fake, None)
+
+
 def test_duplicate_column_names_are_refused_by_name():
     X = pd.DataFrame(np.ones((4, 3)), columns=["a", "x", "x"])
     for estimator in (VAEImputer(n_epochs=1), FlowDensityEstimator(n_epochs=1)):
