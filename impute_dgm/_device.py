@@ -28,6 +28,22 @@ def resolve_device(device: str | torch.device) -> torch.device:
     return resolved
 
 
+# Elements (rows x samples x width) in one evaluation chunk's widest tensor. On the CPU 4M
+# floats (16 MiB) keep a chunk inside the caches' reach; on a GPU a chunk that small leaves
+# the device idle between kernel launches, so it takes a sliver of the free memory instead
+# (about 16 tensors of that size live at once), up to 512 MiB a tensor.
+CPU_CHUNK_ELEMENTS = 1 << 22
+GPU_CHUNK_ELEMENTS_MAX = 1 << 27
+
+
+def chunk_elements(device: torch.device) -> int:
+    """How many float elements the widest tensor of one evaluation chunk may hold on ``device``."""
+    if device.type != "cuda":
+        return CPU_CHUNK_ELEMENTS
+    free_bytes, _ = torch.cuda.mem_get_info(device)
+    return int(min(GPU_CHUNK_ELEMENTS_MAX, max(CPU_CHUNK_ELEMENTS, free_bytes // 64)))
+
+
 def draw_seed(random_state: np.random.RandomState) -> int:
     """Draw a 31-bit seed for torch from a numpy ``RandomState``."""
     return int(random_state.randint(0, 2**31 - 1))

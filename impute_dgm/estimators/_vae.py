@@ -13,7 +13,7 @@ from sklearn.base import _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from impute_dgm._device import draw_seed, make_generator, seeded_torch
+from impute_dgm._device import chunk_elements, draw_seed, make_generator, seeded_torch
 from impute_dgm._validation import check_table_input
 from impute_dgm.distributions.likelihoods import Likelihood
 from impute_dgm.distributions.missingness import make_missingness
@@ -412,7 +412,7 @@ class BaseVAE(BaseTorchEstimator):
             n_samples, 1, noise_dim, generator=self._eval_generator(device), device=device
         ).to(dtype)
         width = max(model.likelihood.decoder_width(self.n_features_in_), *self.hidden_dims, 1)
-        rows_per_chunk = (1 << 22) // (n_samples * width)
+        rows_per_chunk = max(1, chunk_elements(device) // (n_samples * width))
         rows = np.arange(X.shape[0]) if rows is None else rows
         results = []
         with torch.no_grad():

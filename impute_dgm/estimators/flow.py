@@ -19,7 +19,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from impute_dgm._device import draw_seed, make_generator
+from impute_dgm._device import chunk_elements, draw_seed, make_generator
 from impute_dgm._validation import check_array_input, check_integer_levels
 from impute_dgm.estimators._base import TorchEstimatorMixin
 from impute_dgm.estimators._base_mixture import fit_base_mixture, mixture_module
@@ -430,8 +430,9 @@ class FlowDensityEstimator(
             self.model_(x)
 
     # --- evaluation --------------------------------------------------------------------
-    def _rows_per_chunk(self) -> int:
-        return max(1, (1 << 22) // (self.n_features_in_ * max(self.hidden_channels, 64)))
+    def _rows_per_chunk(self, device: torch.device) -> int:
+        width = self.n_features_in_ * max(self.hidden_channels, 64)
+        return max(1, chunk_elements(device) // width)
 
     def score_samples(self, X) -> np.ndarray:
         """Log density of each row, in nats of the original units.
@@ -465,7 +466,8 @@ class FlowDensityEstimator(
         x_all = torch.tensor(X, dtype=dtype, device=device)
         scores = []
         with torch.no_grad():
-            for rows in self._row_chunks(X.shape[0], self._rows_per_chunk() // n_draws):
+            rows_per_chunk = max(1, self._rows_per_chunk(device) // n_draws)
+            for rows in self._row_chunks(X.shape[0], rows_per_chunk):
                 x = x_all[rows]
                 if noise is None:
                     scores.append(model.log_prob(x))
@@ -499,7 +501,7 @@ class FlowDensityEstimator(
         tensor = torch.tensor(values, dtype=dtype, device=device)
         outputs = []
         with torch.no_grad():
-            for rows in self._row_chunks(len(values), self._rows_per_chunk()):
+            for rows in self._row_chunks(len(values), self._rows_per_chunk(device)):
                 mapped = model.inverse(tensor[rows]) if inverse else model(tensor[rows])
                 outputs.append(mapped[0])
         return torch.cat(outputs).cpu().numpy().astype(np.float64)
