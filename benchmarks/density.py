@@ -100,13 +100,14 @@ def with_ex_post_prior(
     pseudo-inputs are all the training rows.
     """
     refitted = copy.deepcopy(model)
-    rows = torch.as_tensor(model.schema_.encode(X_train), dtype=torch.float32)
-    aggregate = VampPrior(model.latent_dim, len(rows))
+    device = next(refitted.model_.parameters()).device
+    rows = torch.as_tensor(model.schema_.encode(X_train), dtype=torch.float32, device=device)
+    aggregate = VampPrior(model.latent_dim, len(rows)).to(device)
     aggregate.attach(refitted.model_)
     torch.manual_seed(seed)
     with torch.no_grad():
         aggregate.pseudo_inputs.copy_(rows)
-        draws = aggregate().sample((EX_POST_DRAWS_PER_ROW * len(rows),)).numpy()
+        draws = aggregate().sample((EX_POST_DRAWS_PER_ROW * len(rows),)).cpu().numpy()
     mixture = GaussianMixture(n_components, covariance_type="diag", random_state=seed).fit(draws)
     prior = MixtureOfGaussiansPrior(model.latent_dim, n_components)
     with torch.no_grad():
@@ -115,7 +116,7 @@ def with_ex_post_prior(
         # The prior's scales are softplus(raw) + min_scale.
         scales = torch.as_tensor(np.sqrt(mixture.covariances_)) - prior.min_scale
         prior.raw_scales.copy_(torch.log(torch.expm1(scales.clamp_min(1e-6))))
-    refitted.model_.prior = prior
+    refitted.model_.prior = prior.to(device)
     return refitted
 
 

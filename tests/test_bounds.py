@@ -37,7 +37,7 @@ def test_self_normalized_expectation_and_ess():
 def _tensors(imputer, X):
     """A float64 copy of the fitted model, and X as scaled tensors with its mask."""
     x, mask = imputer._to_tensors(X, torch.device("cpu"), torch.float64)
-    return copy.deepcopy(imputer.model_).double(), x, mask
+    return copy.deepcopy(imputer.model_).cpu().double(), x, mask
 
 
 @pytest.mark.statistical

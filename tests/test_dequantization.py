@@ -78,8 +78,9 @@ def small_discrete_table(n=2000, random_seed=0):
 def expected_bound(flow, X, n_draws=50):
     """E_q[log p(x + u) - log q(u | x)] per row, averaged over fresh noise for every row and
     draw (score_samples shares its draws across rows, so one draw there is one sample)."""
-    x = torch.tensor(X, dtype=torch.float32).expand(n_draws, *X.shape)
-    noise = torch.rand(x.shape, generator=torch.Generator().manual_seed(0))
+    device = next(flow.model_.parameters()).device
+    x = torch.tensor(X, dtype=torch.float32, device=device).expand(n_draws, *X.shape)
+    noise = torch.rand(x.shape, generator=torch.Generator().manual_seed(0)).to(device)
     with torch.no_grad():
         u, log_q = flow.model_.dequantizer(x, noise)
         log_p = flow.model_.log_prob((x + u).reshape(-1, X.shape[1])).reshape(n_draws, -1)

@@ -129,7 +129,7 @@ def test_self_masking_model_imputes_self_masked_values_better_than_mar():
             assert np.array_equal(completed[~missing], X_missing[~missing])
             errors[missingness].append(((completed - X) / scale)[missing])
         # The learned mask model says large values go missing: negative slopes.
-        slopes = imputer.model_.missingness.slope.detach().numpy()
+        slopes = imputer.model_.missingness.slope.detach().cpu().numpy()
         check("largest self-masking slope", float(slopes.max()), "<", 0.0)
     pooled = {name: np.concatenate(e) for name, e in errors.items()}
     rmse = {name: float(np.sqrt(np.mean(e**2))) for name, e in pooled.items()}

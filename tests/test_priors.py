@@ -157,9 +157,11 @@ def test_vamp_prior_on_a_mixed_table_learns_one_hot_pseudo_inputs():
             "colour": pd.Categorical(np.where(z > 0.5, "red", np.where(z > -0.5, "green", "blue"))),
         }
     ).mask(rng.random((n, 3)) < 0.2)
+    # On the CPU: the test feeds the prior tensors it makes itself.
     imputer = VAEImputer(
-        prior="vamp", n_components=5, n_epochs=1, hidden_dims=(8,), latent_dim=2, random_state=0
-    ).fit(frame)
+        prior="vamp", n_components=5, n_epochs=1, hidden_dims=(8,), latent_dim=2, random_state=0,
+        device="cpu",
+    ).fit(frame)  # fmt: skip
     prior = imputer.model_.prior
     model = imputer.model_
     # 1 float + 1 count + 3 one-hot levels
