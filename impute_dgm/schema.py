@@ -9,6 +9,7 @@ dtypes.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,6 +27,9 @@ from impute_dgm.distributions.likelihoods import (
 # --- tables: one kind and one likelihood per column --------------------------------------
 
 #: Default likelihood per column kind (``likelihood`` replaces the continuous one).
+# Rows per chunk where the whole table would otherwise be copied (scaling, its statistics).
+ROWS_PER_CHUNK = 1 << 16
+
 DEFAULT_LIKELIHOODS = {
     "continuous": "gaussian",
     "integer": "discretized_gaussian",
@@ -184,7 +188,9 @@ class TableSchema:
         fitted_blocks = []
         for likelihood, columns in blocks.values():
             try:
-                fitted = likelihood.fitted(numbers[:, columns])
+                # A view when the block is the whole table (no copy of it).
+                whole = columns == list(range(numbers.shape[1]))
+                fitted = likelihood.fitted(numbers if whole else numbers[:, columns])
             except ValueError as error:
                 names = ", ".join(repr(self.columns_[j].name) for j in columns[:5])
                 raise ValueError(f"Column(s) {names}: {error}") from None
@@ -199,13 +205,21 @@ class TableSchema:
         self.scale_ = np.ones(len(self.columns_))
         self.scaler_ = None
         if self.standardized_.size:
-            self.scaler_ = StandardScaler().fit(numbers[:, self.standardized_])
+            # In row chunks: the NaN-aware mean and variance (and the column slice) would
+            # otherwise make several temporary copies of the whole table.
+            self.scaler_ = StandardScaler()
+            highest = np.full(self.standardized_.size, -np.inf)
+            lowest = np.full(self.standardized_.size, np.inf)
+            for start in range(0, max(len(numbers), 1), ROWS_PER_CHUNK):
+                chunk = numbers[start : start + ROWS_PER_CHUNK][:, self.standardized_]
+                self.scaler_.partial_fit(chunk)
+                with np.errstate(invalid="ignore"), warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)  # a chunk's all-NaN column
+                    highest = np.fmax(highest, np.nanmax(chunk, axis=0))
+                    lowest = np.fmin(lowest, np.nanmin(chunk, axis=0))
             # The float mean of equal values can miss them by an ulp, and an ulp of a large
             # value is large (1e134 at 1e150, beyond float32 after scaling by 1): centre
             # constant columns on their value exactly, so that they standardise to 0.
-            observed = numbers[:, self.standardized_]
-            with np.errstate(invalid="ignore"):
-                highest, lowest = np.nanmax(observed, axis=0), np.nanmin(observed, axis=0)
             constant = highest == lowest
             self.scaler_.mean_[constant] = highest[constant]
             self.location_[self.standardized_] = self.scaler_.mean_
@@ -293,7 +307,12 @@ class TableSchema:
     def _standardize(self, numbers: np.ndarray) -> np.ndarray:
         out = np.array(numbers, dtype=np.float64, copy=True)
         if self.scaler_ is not None:
-            out[:, self.standardized_] = self.scaler_.transform(numbers[:, self.standardized_])
+            # In row chunks, in place: the arithmetic of StandardScaler.transform (subtract
+            # mean_, divide by scale_) without its copies of the whole table.
+            columns, mean, scale = self.standardized_, self.scaler_.mean_, self.scaler_.scale_
+            for start in range(0, len(out), ROWS_PER_CHUNK):
+                block = out[start : start + ROWS_PER_CHUNK]
+                block[:, columns] = (block[:, columns] - mean) / scale
         return out
 
     def _locate(self, numbers: np.ndarray, error: ValueError) -> str:
@@ -374,12 +393,14 @@ class TableSchema:
 
     def decode(self, values: np.ndarray) -> np.ndarray:
         """Original units (n, D) from model units; non-finite values become the fallback."""
-        values = np.where(np.isfinite(values), values, self.fallback_)
-        out = np.array(values, dtype=np.float64, copy=True)
+        out = np.where(np.isfinite(values), values, self.fallback_).astype(np.float64, copy=False)
         if self.scaler_ is not None:
-            out[:, self.standardized_] = self.scaler_.inverse_transform(
-                values[:, self.standardized_]
-            )
+            # In row chunks, in place, as StandardScaler.inverse_transform computes it (times
+            # scale_, plus mean_), without its copies of the whole table.
+            columns, mean, scale = self.standardized_, self.scaler_.mean_, self.scaler_.scale_
+            for start in range(0, len(out), ROWS_PER_CHUNK):
+                block = out[start : start + ROWS_PER_CHUNK]
+                block[:, columns] = block[:, columns] * scale + mean
         return out
 
     def fill(self, X, values: np.ndarray, missing: np.ndarray):

@@ -346,3 +346,25 @@ def test_restore_dtypes_reads_back_what_json_carries(fitted, table):
     bad.loc[bad.index[1], "flag"] = "maybe"
     with pytest.raises(ValueError, match="Column 'flag' is boolean, but has value 'maybe'"):
         fitted.schema_.restore_dtypes(bad)
+
+
+def test_scaling_in_row_chunks_matches_standard_scaler_on_a_table_larger_than_a_chunk():
+    # The schema standardises in row chunks (memory); the statistics and the scaled values
+    # are StandardScaler's, the values to the last bit, the statistics to rounding.
+    from sklearn.preprocessing import StandardScaler
+
+    from impute_dgm.schema import ROWS_PER_CHUNK, TableSchema
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(3.0, 2.0, size=(2 * ROWS_PER_CHUNK + 17, 3)) * [1.0, 10.0, 1e-3]
+    X[rng.random(X.shape) < 0.3] = np.nan
+    schema = TableSchema("gaussian").fit(X)
+    reference = StandardScaler().fit(X)
+    np.testing.assert_allclose(schema.scaler_.mean_, reference.mean_, rtol=1e-12)
+    np.testing.assert_allclose(schema.scaler_.scale_, reference.scale_, rtol=1e-12)
+    encoded = schema.encode(X)
+    scaled = (X - schema.scaler_.mean_) / schema.scaler_.scale_
+    np.testing.assert_array_equal(encoded, scaled)
+    decoded = schema.decode(np.nan_to_num(encoded))
+    observed = ~np.isnan(X)
+    np.testing.assert_allclose(decoded[observed], X[observed], rtol=1e-12, atol=1e-13)
