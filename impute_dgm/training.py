@@ -52,18 +52,16 @@ class _LossModule(nn.Module):
         return self.loss(batch, generator)
 
 
-def _shard(
-    train_data: Sequence[torch.Tensor], generator: torch.Generator, rank: int, world: int
-) -> list[torch.Tensor]:
-    """This rank's rows: equal shares of one permutation (every rank draws the same one from
-    the same seed), so that every rank takes the same number of steps."""
-    n_rows = train_data[0].shape[0]
+def _shard(rows: torch.Tensor, generator: torch.Generator, rank: int, world: int) -> torch.Tensor:
+    """This rank's rows (indices into the data): equal shares of one permutation of ``rows``
+    (every rank draws the same one from the same seed), so that every rank takes the same
+    number of steps."""
+    n_rows = rows.shape[0]
     order = torch.randperm(n_rows, generator=generator, device=generator.device)
     share = n_rows // world
     if share == 0:
         raise ValueError(f"{n_rows} training rows cannot be shared among {world} processes.")
-    mine = order[rank * share : (rank + 1) * share]
-    return [tensor[mine] for tensor in train_data]
+    return rows[order[rank * share : (rank + 1) * share].to(rows.device)]
 
 
 def _agreed(value: float, world: int, device: torch.device) -> float:
@@ -172,6 +170,7 @@ class Trainer:
         generator: torch.Generator,
         validation_data: Sequence[torch.Tensor] | None = None,
         evaluate: Evaluate | None = None,
+        train_rows: torch.Tensor | None = None,
     ) -> TrainingHistory:
         """Train ``model`` in place and return its history.
 
@@ -189,6 +188,9 @@ class Trainer:
             Held-out rows for early stopping.
         evaluate : callable (data) -> float, optional
             Validation loss; required with ``validation_data``.
+        train_rows : tensor of int64, optional
+            The rows of ``train_data`` to train on (default: all). Batches are drawn by
+            index, so holding rows out this way copies nothing of the table.
         """
         history = TrainingHistory()
         start = time.perf_counter()
@@ -196,16 +198,19 @@ class Trainer:
         rank, world = process_group()
         batch_size = self.batch_size
         step_loss = loss
+        device = train_data[0].device
+        rows = train_rows
         if world > 1:
-            train_data = _shard(train_data, generator, rank, world)
+            if rows is None:
+                rows = torch.arange(train_data[0].shape[0], device=device)
+            rows = _shard(rows, generator, rank, world)
             # The same rows per step in all as one process would take, split among the ranks.
             batch_size = max(1, self.batch_size // world)
             generator = torch.Generator(generator.device).manual_seed(
                 generator.initial_seed() + 7919 * rank
             )
             step_loss = DistributedDataParallel(_LossModule(model, loss))
-        n_rows = train_data[0].shape[0]
-        device = train_data[0].device
+        n_rows = train_data[0].shape[0] if rows is None else rows.shape[0]
         batch_size = max(1, min(batch_size, n_rows))
         n_batches = math.ceil(n_rows / batch_size)
         scheduler = None
@@ -247,6 +252,8 @@ class Trainer:
                     self.on_epoch_start(epoch)
                 model.train()
                 order = torch.randperm(n_rows, generator=generator, device=generator.device)
+                if rows is not None:
+                    order = rows[order.to(rows.device)]
                 total = torch.zeros((), dtype=torch.float64, device=device)
                 for b in range(n_batches):
                     index = order[b * batch_size : (b + 1) * batch_size]

@@ -46,6 +46,32 @@ def test_trainer_fits_a_linear_model():
     assert history.best_epoch == 59 and not history.stopped_early
 
 
+def test_train_rows_train_on_those_rows_exactly_as_a_copy_of_them_would():
+    # Holding rows out by index (no copy of the table) must not change the fit.
+    x, y = regression_data()
+    rows = torch.randperm(200, generator=torch.Generator().manual_seed(1))[:150]
+    fits = []
+    for data, train_rows in (((x, y), rows), ((x[rows], y[rows]), None)):
+        torch.manual_seed(0)
+        model = nn.Linear(3, 1)
+        loss, _ = mse_loss(model)
+        history = Trainer(n_epochs=3, batch_size=16, lr=0.05).fit(
+            model, loss, data, torch.Generator().manual_seed(2), train_rows=train_rows
+        )
+        fits.append((model.weight.detach().clone(), history.train_loss))
+    assert torch.equal(fits[0][0], fits[1][0]) and fits[0][1] == fits[1][1]
+    # ... and the held-out rows played no part: different values there, the same fit.
+    x_changed = x.clone()
+    x_changed[~torch.isin(torch.arange(200), rows)] = 99.0
+    torch.manual_seed(0)
+    model = nn.Linear(3, 1)
+    Trainer(n_epochs=3, batch_size=16, lr=0.05).fit(
+        model, mse_loss(model)[0], (x_changed, y), torch.Generator().manual_seed(2),
+        train_rows=rows,
+    )  # fmt: skip
+    assert torch.equal(model.weight.detach(), fits[0][0])
+
+
 def test_early_stopping_restores_the_best_weights():
     """An over-parameterised net on 20 noisy rows overfits; the weights kept are those of the
     epoch with the lowest validation loss, not the last ones."""

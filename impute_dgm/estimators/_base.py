@@ -20,6 +20,11 @@ from impute_dgm.budget import TrainingBudget, resolve_budget
 from impute_dgm.training import Trainer
 
 
+def _floating_masks(batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+    """A batch with its bool tensors (masks, stored a byte a cell) in the data's float dtype."""
+    return tuple(t.to(batch[0].dtype) if t.dtype == torch.bool else t for t in batch)
+
+
 class TorchEstimatorMixin:
     """Shared machinery for estimators whose fitted state is a torch module in ``model_``.
 
@@ -111,14 +116,15 @@ class TorchEstimatorMixin:
         shared Trainer. Sets ``budget_``."""
         n_rows = data[0].shape[0]
         self.budget_ = self._budget(n_rows)
-        validation = None
+        validation, train_rows = None, None
         if self.budget_.early_stopping and n_rows >= self._min_rows_for_validation:
             n_validation = min(
                 max(1, math.ceil(self.validation_fraction * n_rows)), self._max_validation_rows
             )
             order = torch.as_tensor(random_state.permutation(n_rows), device=device)
             validation = tuple(t[order[:n_validation]] for t in data)
-            data = tuple(t[order[n_validation:]] for t in data)
+            # The training rows stay in place: the Trainer draws its batches by index.
+            train_rows = order[n_validation:]
         trainer = Trainer(
             n_epochs=self.budget_.n_epochs,
             batch_size=self.budget_.batch_size,
@@ -135,7 +141,17 @@ class TorchEstimatorMixin:
             weight_averaging=getattr(self, "weight_averaging", None),
         )
         generator = make_generator(draw_seed(random_state), device)
-        return trainer.fit(self.model_, loss, data, generator, validation, evaluate)
+        if validation is not None:
+            validation = _floating_masks(validation)
+        return trainer.fit(
+            self.model_,
+            lambda batch, generator: loss(_floating_masks(batch), generator),
+            data,
+            generator,
+            validation,
+            evaluate,
+            train_rows,
+        )
 
     def _eval_generator(self, device: torch.device) -> torch.Generator:
         """A generator seeded the same way on every call: evaluation is deterministic."""
