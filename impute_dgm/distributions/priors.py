@@ -124,7 +124,7 @@ class VampPrior(Prior):
         )
         rows = rows.to(x.device)
         with torch.no_grad():
-            self.pseudo_inputs.copy_(self._model.encoder_view(x[rows], mask[rows]))
+            self.pseudo_inputs.copy_(self._model.encoder_view(x[rows], mask[rows].to(x.dtype)))
 
     def forward(self) -> Distribution:
         if self.pseudo_inputs is None:

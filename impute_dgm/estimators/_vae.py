@@ -278,15 +278,19 @@ class BaseVAE(BaseTorchEstimator):
 
     @staticmethod
     def _to_tensors(
-        X: np.ndarray, device: torch.device, dtype: torch.dtype = torch.float32
+        X: np.ndarray,
+        device: torch.device,
+        dtype: torch.dtype = torch.float32,
+        boolean_mask: bool = False,
     ) -> tuple[torch.Tensor, ...]:
         """(x, mask) tensors from model units: x zero-filled, mask 1 where observed.
 
         One copy of X in ``dtype`` is made and zero-filled in place (no float64 temporary of
-        the whole table on the way to float32)."""
+        the whole table on the way to float32). With ``boolean_mask`` the mask stays bool (a
+        byte a cell, not four): training keeps it so and makes each batch's float."""
         x = torch.tensor(X, dtype=dtype, device=device)
         mask = ~torch.isnan(x)
-        return x.nan_to_num_(0.0), mask.to(dtype)
+        return x.nan_to_num_(0.0), mask if boolean_mask else mask.to(dtype)
 
     def _initialise_model(
         self, X: np.ndarray
@@ -296,7 +300,7 @@ class BaseVAE(BaseTorchEstimator):
         if self._warm():
             random_state, device = self._start_fit()
             self.model_.to(device)
-            return random_state, device, self._to_tensors(X, device)
+            return random_state, device, self._to_tensors(X, device, boolean_mask=True)
         self.likelihood_ = self.schema_.likelihood_
         missingness = getattr(self, "missingness", "mar")
         if missingness != "mar" and not self.likelihood_.has_reparameterized_sample:
@@ -308,7 +312,7 @@ class BaseVAE(BaseTorchEstimator):
         random_state, device = self._start_fit()
         self.model_ = self._build_seeded(draw_seed(random_state), device)
         self._eval_seed = draw_seed(random_state)
-        data = self._to_tensors(X, device)
+        data = self._to_tensors(X, device, boolean_mask=True)
         self.model_.prior.initialize(*data, make_generator(draw_seed(random_state), device))
         return random_state, device, data
 

@@ -193,7 +193,11 @@ class VAEClassifier(ClassifierMixin, BaseVAE):
         model, n_classes = self.model_, len(self.classes_)
         latent_dim, n_importance = self.latent_dim, self.n_importance
         pool = labels_all >= 0
-        pool_x, pool_mask, pool_labels = x_all[pool], mask_all[pool], labels_all[pool]
+        pool_x, pool_mask, pool_labels = (
+            x_all[pool],
+            mask_all[pool].to(x_all.dtype),
+            labels_all[pool],
+        )
         n_pool = pool_labels.shape[0]
         labelled_batch = min(self._budget(len(y)).batch_size, n_pool)
 
