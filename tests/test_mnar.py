@@ -176,3 +176,39 @@ def test_self_masking_needs_gaussian_columns():
         VAEImputer(missingness="self_masking", n_epochs=1).fit(table)
     with pytest.raises(ValueError, match="missingness"):
         VAEImputer(missingness="mnar").fit(X_missing)
+
+
+def test_mask_model_sees_missing_values_within_the_widened_observed_range():
+    model = SelfMaskingLogistic(2)
+    x = torch.tensor([[0.0, 5.0], [1.0, -3.0], [4.0, 100.0]])
+    mask = torch.tensor([[True, True], [True, True], [False, True]])  # 4.0 is missing
+    draws = torch.tensor([[-5.0, 0.0], [0.5, 500.0]], requires_grad=True)
+    assert torch.equal(model.within_range(draws), draws)  # unbounded until fitted
+    model.fit_range(x, mask)
+    # Observed ranges [0, 1] and [-3, 100], widened by a tenth of their width.
+    assert torch.allclose(model.lower, torch.tensor([-0.1, -13.3]))
+    assert torch.allclose(model.upper, torch.tensor([1.1, 110.3]))
+    kept = model.within_range(draws)
+    assert torch.allclose(kept, torch.tensor([[-0.1, 0.0], [0.5, 110.3]]))
+    kept.sum().backward()  # gradients pass inside the range, not where clamped
+    assert torch.equal(draws.grad, torch.tensor([[0.0, 1.0], [1.0, 0.0]]))
+    # Saved with the model; a state from before the range existed loads as unbounded.
+    fresh = SelfMaskingLogistic(2)
+    fresh.load_state_dict(model.state_dict())
+    assert torch.equal(fresh.upper, model.upper)
+    old = {k: v for k, v in model.state_dict().items() if k not in ("lower", "upper")}
+    fresh = SelfMaskingLogistic(2)
+    fresh.load_state_dict(old)
+    assert torch.isinf(fresh.upper).all()
+
+
+def test_self_masking_imputations_stay_near_the_observed_range():
+    # Pixels: never below 0, mostly 0, large values self-masked. Unbounded, the model could
+    # explain the missing cells as values below anything observed.
+    X, X_missing = self_masked(150, 0)
+    imputer = VAEImputer(missingness="self_masking", n_epochs=3, hidden_dims=(8,), random_state=0)
+    completed = imputer.fit(X_missing).transform(X_missing)
+    low, high = np.nanmin(X_missing, 0), np.nanmax(X_missing, 0)
+    margin = 0.1 * (high - low) * (1 + 1e-5)
+    assert (completed >= low - margin).all() and (completed <= high + margin).all()
+    assert torch.isfinite(imputer.model_.missingness.upper).all()

@@ -314,6 +314,8 @@ class BaseVAE(BaseTorchEstimator):
         self._eval_seed = draw_seed(random_state)
         data = self._to_tensors(X, device, boolean_mask=True)
         self.model_.prior.initialize(*data, make_generator(draw_seed(random_state), device))
+        if getattr(self.model_, "missingness", None) is not None:
+            self.model_.missingness.fit_range(*data)
         return random_state, device, data
 
     def _train_with_kl_warmup(self, loss, evaluate, data, random_state, device):

@@ -159,7 +159,7 @@ class DeepLatentVariableModel(nn.Module):
             draws = self.likelihood.reparameterized_sample(
                 observation, noise[..., self.latent_dim :]
             )
-            filled = x + draws * (1 - mask)
+            filled = x + self.missingness.within_range(draws) * (1 - mask)
             log_mask = self.missingness(filled).log_prob(mask.expand_as(filled))
         log_weights = log_importance_weights(
             observation, x, mask, self.prior(), posterior, z, kl_weight, log_mask
