@@ -169,11 +169,10 @@ def test_self_masking_needs_gaussian_columns():
     X, X_missing = self_masked(60, 0)
     with pytest.raises(ValueError, match="missingness='self_masking'.*gaussian"):
         VAEImputer(missingness="self_masking", likelihood="student_t", n_epochs=1).fit(X_missing)
-    table = pd.DataFrame(X_missing[:, :2], columns=["a", "b"]).assign(
-        level=pd.Categorical(np.where(X[:, 0] > 0, "hi", "lo"))
-    )
-    with pytest.raises(ValueError, match="missingness='self_masking'"):
-        VAEImputer(missingness="self_masking", n_epochs=1).fit(table)
+    flags = pd.DataFrame({"level": pd.Categorical(np.where(X[:, 0] > 0, "hi", "lo"))})
+    flags = flags.mask(np.isnan(X_missing[:, :1]))
+    with pytest.raises(ValueError, match="missingness='self_masking'.*no column has it"):
+        VAEImputer(missingness="self_masking", n_epochs=1).fit(flags)
     with pytest.raises(ValueError, match="missingness"):
         VAEImputer(missingness="mnar").fit(X_missing)
 
@@ -212,3 +211,37 @@ def test_self_masking_imputations_stay_near_the_observed_range():
     margin = 0.1 * (high - low) * (1 + 1e-5)
     assert (completed >= low - margin).all() and (completed <= high + margin).all()
     assert torch.isfinite(imputer.model_.missingness.upper).all()
+
+
+def test_on_a_mixed_table_the_mask_model_covers_the_gaussian_columns():
+    # Categories have no reparameterised draws: their cells go missing at random in the model
+    # (a constant rate, the same in every importance weight), the numeric ones by their value.
+    X, X_missing = self_masked(200, 0)
+    level = np.where(X[:, 0] + X[:, 1] > 0, "hi", "lo")
+    table = pd.DataFrame(X_missing[:, :3], columns=["a", "b", "c"]).assign(
+        level=pd.Categorical(level).astype("category")
+    )
+    table.loc[::5, "level"] = np.nan
+    imputer = VAEImputer(missingness="self_masking", n_epochs=5, hidden_dims=(16,), random_state=0)
+    completed = imputer.fit(table).transform(table)
+    mask_model = imputer.model_.missingness
+    assert torch.equal(mask_model.modelled, torch.tensor([1.0, 1.0, 1.0, 0.0]))
+    # The category's slope has no effect on the bound: it is left out of the mask model.
+    _, X_model = imputer._encode(table, reset=False)
+    x, mask = imputer._to_tensors(X_model, torch.device("cpu"))
+    model = imputer.model_.cpu()
+    noise = torch.randn(8, 1, model.noise_dim, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        before = model.bound(x, mask, noise)
+        mask_model.slope[3] = 5.0
+        assert torch.equal(model.bound(x, mask, noise), before)
+        mask_model.slope[0] = 5.0
+        assert not torch.equal(model.bound(x, mask, noise), before)
+    observed = table.notna()
+    assert completed.notna().all().all()
+    assert (completed["level"][observed["level"]] == table["level"][observed["level"]]).all()
+    assert np.array_equal(completed[["a", "b", "c"]].to_numpy()[observed[["a", "b", "c"]]],
+                          table[["a", "b", "c"]].to_numpy()[observed[["a", "b", "c"]]])  # fmt: skip
+    assert set(completed["level"].astype(str)) <= {"hi", "lo"}
+    draws = imputer.sample_imputations(table, n_imputations=2, random_state=0)
+    assert all(d.notna().all().all() for d in draws)

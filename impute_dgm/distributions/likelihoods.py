@@ -62,6 +62,10 @@ class Likelihood(nn.Module):
         ``noise`` (broadcastable to its batch shape)."""
         raise NotImplementedError(f"{type(self).__name__} has no reparameterised draws.")
 
+    def reparameterized_columns(self, n_features: int) -> torch.Tensor:
+        """Which of the columns :meth:`reparameterized_sample` draws (bool, shape (D,))."""
+        return torch.full((n_features,), self.has_reparameterized_sample)
+
     def encoder_view(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """What the encoder sees of x: the zero-filled data themselves, unless their scale is
         awkward or they are categories (one-hot); a missing entry is all zeros."""
@@ -523,6 +527,30 @@ class ColumnLikelihoods(Likelihood):
     def check_data(self, X: np.ndarray) -> None:
         for part, columns in zip(self.parts, self.columns, strict=True):
             part.check_data(X[:, columns])
+
+    @property
+    def has_reparameterized_sample(self) -> bool:  # type: ignore[override]
+        # Some columns suffice: a model of the mask then covers those (see below).
+        return any(part.has_reparameterized_sample for part in self.parts)
+
+    def reparameterized_columns(self, n_features: int) -> torch.Tensor:
+        drawn = torch.zeros(n_features, dtype=torch.bool)
+        for part, columns in zip(self.parts, self.columns, strict=True):
+            drawn[columns] = part.has_reparameterized_sample
+        return drawn
+
+    def reparameterized_sample(self, distribution: JointObservation, noise: torch.Tensor):
+        """Reparameterised draws of the columns whose likelihood has them; 0 in the others
+        (categories, flags, counts), which a model of the mask then leaves out."""
+        draws = []
+        for part, block, columns in zip(
+            self.parts, distribution.parts, distribution.columns, strict=True
+        ):
+            if part.has_reparameterized_sample:
+                draws.append(part.reparameterized_sample(block, noise[..., columns]))
+            else:
+                draws.append(torch.zeros(block.batch_shape, dtype=noise.dtype, device=noise.device))
+        return distribution._gather(draws, draws[0])
 
 
 _LIKELIHOODS: dict[str, type[Likelihood]] = {

@@ -45,10 +45,19 @@ class SelfMaskingLogistic(nn.Module):
         # Saved with the model; unbounded until fitted.
         self.register_buffer("lower", torch.full((n_features,), -torch.inf))
         self.register_buffer("upper", torch.full((n_features,), torch.inf))
+        # 1 where the mask may depend on the value; 0: missing at random (a constant rate).
+        self.register_buffer("modelled", torch.ones(n_features))
 
     def forward(self, x: torch.Tensor) -> Independent:
         """p(m | x) for complete rows ``x`` of shape (..., D), event shape (D,)."""
-        return Independent(Bernoulli(logits=self.slope * x + self.offset, validate_args=False), 1)
+        logits = self.slope * self.modelled * x + self.offset
+        return Independent(Bernoulli(logits=logits, validate_args=False), 1)
+
+    def model_only(self, columns: torch.Tensor) -> None:
+        """Let the mask depend on the values of ``columns`` (bool, shape (D,)) only; the others
+        go missing at a constant rate, which adds the same to every importance weight (they
+        are missing at random, as under MIWAE)."""
+        self.modelled.copy_(columns.to(self.modelled))
 
     @torch.no_grad()
     def fit_range(self, x: torch.Tensor, mask: torch.Tensor) -> None:
@@ -65,8 +74,9 @@ class SelfMaskingLogistic(nn.Module):
         return torch.maximum(torch.minimum(x, self.upper), self.lower)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        # Model files from before the range existed load as unbounded.
-        for name in ("lower", "upper"):
+        # Model files from before the range existed load as unbounded (and every column
+        # modelled, as then).
+        for name in ("lower", "upper", "modelled"):
             state_dict.setdefault(prefix + name, getattr(self, name).clone())
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 

@@ -306,7 +306,7 @@ class BaseVAE(BaseTorchEstimator):
         if missingness != "mar" and not self.likelihood_.has_reparameterized_sample:
             raise ValueError(
                 f"missingness={missingness!r} draws the missing values by reparameterisation "
-                "inside the bound, which only likelihood='gaussian' on every column offers "
+                "inside the bound, which only likelihood='gaussian' offers: no column has it "
                 f"(got {type(self.likelihood_).__name__})."
             )
         random_state, device = self._start_fit()

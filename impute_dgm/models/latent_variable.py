@@ -93,6 +93,9 @@ class DeepLatentVariableModel(nn.Module):
                 "A model of the mask needs missing values drawn by reparameterisation, which "
                 f"{type(likelihood).__name__} does not offer; use likelihood='gaussian'."
             )
+        if missingness is not None and hasattr(missingness, "model_only"):
+            # Mixed tables: the mask depends on the values of the drawn (Gaussian) columns.
+            missingness.model_only(likelihood.reparameterized_columns(n_features))
         self.n_features = n_features
         self.latent_dim = latent_dim
         self.missingness = missingness
@@ -177,12 +180,29 @@ class DeepLatentVariableModel(nn.Module):
         """Single imputation, shape (B, D): the self-normalised importance sampling estimate of
         E[x | x_obs] (of the category probabilities, then their mode, for categories)."""
         samples = self.importance_samples(x, mask, noise)
-        if samples.filled is not None:
+        drawn = self._drawn_columns()
+        if samples.filled is not None and drawn.all():
             # The weights depend on the drawn x_miss: average the draws themselves.
             return self_normalized_expectation(samples.log_weights, samples.filled)
         statistics = self.likelihood.imputation_statistics(samples.observation)
         average = self_normalized_expectation(samples.log_weights, statistics)
-        return self.likelihood.point_estimate(average)
+        estimate = self.likelihood.point_estimate(average)
+        if samples.filled is None:
+            return estimate
+        # Mixed tables: drawn columns average their draws, the others (categories, flags)
+        # take the usual estimate, under the same weights.
+        filled = self_normalized_expectation(samples.log_weights, samples.filled)
+        return torch.where(drawn, filled, estimate.to(filled.dtype))
+
+    def _drawn_columns(self) -> torch.Tensor:
+        """Which columns' missing values the bound draws (all but categories and flags under a
+        model of the mask; none without one)."""
+        if self.missingness is None:
+            return torch.zeros(self.n_features, dtype=torch.bool)
+        modelled = getattr(self.missingness, "modelled", None)
+        if modelled is None:
+            return torch.ones(self.n_features, dtype=torch.bool)
+        return modelled > 0
 
     def sample_missing(
         self, x: torch.Tensor, mask: torch.Tensor, noise: torch.Tensor
@@ -197,6 +217,14 @@ class DeepLatentVariableModel(nn.Module):
         samples = self.importance_samples(x, mask, noise)
         weights = torch.softmax(samples.log_weights, dim=0).T  # (B, K)
         chosen = torch.multinomial(weights, 1)[:, 0]  # (B,)
-        # Under a mask model the weighed pair (z, x_miss) is resampled as a whole.
-        draws = samples.filled if samples.filled is not None else samples.observation.sample()
+        # Under a mask model the weighed pair (z, x_miss) is resampled as a whole (with x drawn
+        # from p(x | z) in the columns the bound does not draw: categories, flags).
+        if samples.filled is None:
+            draws = samples.observation.sample()
+        else:
+            draws = samples.filled
+            drawn = self._drawn_columns().to(draws.device)
+            if not drawn.all():
+                others = samples.observation.sample().to(draws.dtype)
+                draws = torch.where(drawn, draws, others)
         return draws[chosen, torch.arange(x.shape[0], device=x.device)]
