@@ -10,8 +10,8 @@ Methods: mean / most frequent; KNNImputer (one-hot categories); IterativeImputer
 BayesianRidge (numeric tables); a missForest-style imputer (IterativeImputer with ExtraTrees on
 numeric tables, random forests with classification for categories on the mixed one);
 miceforest; hyperimpute's plugins when that package imports (else reported as not installed);
-VAEImputer (MAR, its defaults) and VAEImputer(missingness="self_masking") (MNAR; numeric
-tables only, reported as not applicable on the mixed one).
+VAEImputer (MAR, its defaults) and VAEImputer(missingness="self_masking") (MNAR; on the mixed
+table its mask model covers the numeric columns, the categories go missing at random in it).
 
 Per cell: RMSE over the removed numeric cells of the standardised table, accuracy over removed
 categorical cells, fit + transform seconds; ranks per table x mechanism, mean rank and wins per
@@ -125,8 +125,6 @@ def hyperimpute_plugin(name: str):
 
 def vae(missingness: str):
     def run(frame, seed, quick):
-        if missingness != "mar" and categorical_columns(frame):
-            raise NotApplicable("self-masking needs Gaussian columns")
         params = {"n_epochs": 5, "hidden_dims": (16,)} if quick else {}
         imputer = VAEImputer(missingness=missingness, random_state=seed, verbose=0, **params)
         # An all-float DataFrame takes the array path: ask for a DataFrame back.
