@@ -307,12 +307,11 @@ class TableSchema:
     def _standardize(self, numbers: np.ndarray) -> np.ndarray:
         out = np.array(numbers, dtype=np.float64, copy=True)
         if self.scaler_ is not None:
-            # In row chunks, in place: the arithmetic of StandardScaler.transform (subtract
-            # mean_, divide by scale_) without its copies of the whole table.
-            columns, mean, scale = self.standardized_, self.scaler_.mean_, self.scaler_.scale_
+            # In row chunks: StandardScaler's copies are then of a chunk, not of the table.
+            columns = self.standardized_
             for start in range(0, len(out), ROWS_PER_CHUNK):
                 block = out[start : start + ROWS_PER_CHUNK]
-                block[:, columns] = (block[:, columns] - mean) / scale
+                block[:, columns] = self.scaler_.transform(block[:, columns])
         return out
 
     def _locate(self, numbers: np.ndarray, error: ValueError) -> str:
@@ -395,12 +394,11 @@ class TableSchema:
         """Original units (n, D) from model units; non-finite values become the fallback."""
         out = np.where(np.isfinite(values), values, self.fallback_).astype(np.float64, copy=False)
         if self.scaler_ is not None:
-            # In row chunks, in place, as StandardScaler.inverse_transform computes it (times
-            # scale_, plus mean_), without its copies of the whole table.
-            columns, mean, scale = self.standardized_, self.scaler_.mean_, self.scaler_.scale_
+            # In row chunks: StandardScaler's copies are then of a chunk, not of the table.
+            columns = self.standardized_
             for start in range(0, len(out), ROWS_PER_CHUNK):
                 block = out[start : start + ROWS_PER_CHUNK]
-                block[:, columns] = block[:, columns] * scale + mean
+                block[:, columns] = self.scaler_.inverse_transform(block[:, columns])
         return out
 
     def fill(self, X, values: np.ndarray, missing: np.ndarray):
