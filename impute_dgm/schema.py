@@ -26,10 +26,10 @@ from impute_dgm.distributions.likelihoods import (
 
 # --- tables: one kind and one likelihood per column --------------------------------------
 
-#: Default likelihood per column kind (``likelihood`` replaces the continuous one).
 # Rows per chunk where the whole table would otherwise be copied (scaling, its statistics).
 ROWS_PER_CHUNK = 1 << 16
 
+#: Default likelihood per column kind (``likelihood`` replaces the continuous one).
 DEFAULT_LIKELIHOODS = {
     "continuous": "gaussian",
     "integer": "discretized_gaussian",
@@ -307,12 +307,16 @@ class TableSchema:
     def _standardize(self, numbers: np.ndarray) -> np.ndarray:
         out = np.array(numbers, dtype=np.float64, copy=True)
         if self.scaler_ is not None:
-            # In row chunks: StandardScaler's copies are then of a chunk, not of the table.
-            columns = self.standardized_
-            for start in range(0, len(out), ROWS_PER_CHUNK):
-                block = out[start : start + ROWS_PER_CHUNK]
-                block[:, columns] = self.scaler_.transform(block[:, columns])
+            self._rescale_in_place(out, self.scaler_.transform)
         return out
+
+    def _rescale_in_place(self, out: np.ndarray, scale) -> None:
+        """Apply the scaler's ``transform`` or ``inverse_transform`` to the standardised
+        columns of ``out``, in row chunks: its copies are then of a chunk, not of the table."""
+        columns = self.standardized_
+        for start in range(0, len(out), ROWS_PER_CHUNK):
+            block = out[start : start + ROWS_PER_CHUNK]
+            block[:, columns] = scale(block[:, columns])
 
     def _locate(self, numbers: np.ndarray, error: ValueError) -> str:
         """The likelihood's complaint with the column and the first value it refuses."""
@@ -394,11 +398,7 @@ class TableSchema:
         """Original units (n, D) from model units; non-finite values become the fallback."""
         out = np.where(np.isfinite(values), values, self.fallback_).astype(np.float64, copy=False)
         if self.scaler_ is not None:
-            # In row chunks: StandardScaler's copies are then of a chunk, not of the table.
-            columns = self.standardized_
-            for start in range(0, len(out), ROWS_PER_CHUNK):
-                block = out[start : start + ROWS_PER_CHUNK]
-                block[:, columns] = self.scaler_.inverse_transform(block[:, columns])
+            self._rescale_in_place(out, self.scaler_.inverse_transform)
         return out
 
     def fill(self, X, values: np.ndarray, missing: np.ndarray):
