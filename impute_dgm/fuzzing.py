@@ -24,6 +24,7 @@ Examples
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import re
@@ -46,6 +47,7 @@ SPECIAL_VALUES = [np.nan, np.inf, -np.inf, 0.0, -0.0, 1e300, -1e300, 1e150, 1e-3
 FOREIGN_LIBRARIES = ("torch", "numpy", "pandas", "scipy")
 
 
+@functools.cache
 def _library_directories() -> tuple[str, ...]:
     """Where the foreign libraries are installed. Matched as directories, not as names in a
     path: a virtual environment under /opt/torch/ holds scikit-learn too."""

@@ -180,25 +180,25 @@ class DeepLatentVariableModel(nn.Module):
         """Single imputation, shape (B, D): the self-normalised importance sampling estimate of
         E[x | x_obs] (of the category probabilities, then their mode, for categories)."""
         samples = self.importance_samples(x, mask, noise)
-        drawn = self._drawn_columns()
-        if samples.filled is not None and drawn.all():
+        filled = None
+        if samples.filled is not None:
             # The weights depend on the drawn x_miss: average the draws themselves.
-            return self_normalized_expectation(samples.log_weights, samples.filled)
+            filled = self_normalized_expectation(samples.log_weights, samples.filled)
+            drawn = self._drawn_columns()
+            if drawn.all():
+                return filled
         statistics = self.likelihood.imputation_statistics(samples.observation)
         average = self_normalized_expectation(samples.log_weights, statistics)
         estimate = self.likelihood.point_estimate(average)
-        if samples.filled is None:
+        if filled is None:
             return estimate
         # Mixed tables: drawn columns average their draws, the others (categories, flags)
         # take the usual estimate, under the same weights.
-        filled = self_normalized_expectation(samples.log_weights, samples.filled)
         return torch.where(drawn, filled, estimate.to(filled.dtype))
 
     def _drawn_columns(self) -> torch.Tensor:
-        """Which columns' missing values the bound draws (all but categories and flags under a
-        model of the mask; none without one)."""
-        if self.missingness is None:
-            return torch.zeros(self.n_features, dtype=torch.bool)
+        """Which columns' missing values the bound draws under a model of the mask (all but
+        categories and flags)."""
         modelled = getattr(self.missingness, "modelled", None)
         if modelled is None:
             return torch.ones(self.n_features, dtype=torch.bool)
