@@ -75,20 +75,35 @@ def pooled_interval(completed_tables, y, n_covariates) -> tuple[float, float, fl
     return float(pooled.estimate[j]), float(low[j]), float(high[j])
 
 
-def vae_draws(data, seed, m, vae_params, n_proposals, bootstrap) -> list[np.ndarray]:
+def vae_draws(
+    data, seed, m, vae_params, n_proposals, bootstrap, refit_epochs=None
+) -> list[np.ndarray]:
     """m completed tables from VAEImputer: one fit, or ``bootstrap`` fits on resampled rows
-    (m / bootstrap draws each), which carries the uncertainty of the fit into the draws."""
+    (m / bootstrap draws each), which carries the uncertainty of the fit into the draws;
+    ``refit_epochs`` continues one full fit on each resample instead of refitting."""
     if not bootstrap:
         imputer = VAEImputer(random_state=seed, **vae_params).fit(data)
         return imputer.sample_imputations(
             data, n_imputations=m, random_state=seed, n_proposals=n_proposals
         )
     imputer = BootstrapImputer(
-        VAEImputer(**vae_params), n_bootstrap=bootstrap, random_state=seed
+        VAEImputer(**vae_params),
+        n_bootstrap=bootstrap,
+        refit_epochs=refit_epochs,
+        random_state=seed,
     ).fit(data)
     return imputer.sample_imputations(
         data, n_imputations=m, random_state=seed, n_proposals=n_proposals
     )
+
+
+#: The intervals besides complete-case analysis's, by their --methods names.
+METHODS = {
+    "single": "VAEImputer single (transform)",
+    "pooled": "VAEImputer m pooled (one fit, or --bootstrap fits)",
+    "iterative": "IterativeImputer(sample_posterior=True), m fits pooled",
+    "miceforest": "miceforest, m data sets pooled",
+}
 
 
 def run_methods(data, y, seed, m, vae_params, args) -> dict[str, tuple[float, float, float]]:
@@ -97,15 +112,27 @@ def run_methods(data, y, seed, m, vae_params, args) -> dict[str, tuple[float, fl
     complete = ~np.isnan(data).any(axis=1)
     out["complete-case"] = interval_from(*ols(data[complete, :n_covariates], y[complete]))
 
-    if not args.vae_only:
+    if "single" in args.methods:
         imputer = VAEImputer(random_state=seed, **vae_params).fit(data)
         single = imputer.transform(data)
         out["VAEImputer single (transform)"] = interval_from(*ols(single[:, :n_covariates], y))
-    draws = vae_draws(data, seed, m, vae_params, args.n_proposals, args.bootstrap)
-    out[f"VAEImputer m={m} pooled"] = pooled_interval(draws, y, n_covariates)
-    if args.vae_only:
-        return out
+    if "pooled" in args.methods:
+        draws = vae_draws(
+            data, seed, m, vae_params, args.n_proposals, args.bootstrap, args.refit_epochs
+        )
+        out[f"VAEImputer m={m} pooled"] = pooled_interval(draws, y, n_covariates)
+    if "iterative" in args.methods:
+        out[f"IterativeImputer(sample_posterior) m={m} pooled"] = iterative_interval(
+            data, y, seed, m, n_covariates
+        )
+    if "miceforest" in args.methods:
+        interval = miceforest_interval(data, y, seed, m, n_covariates)
+        if interval is not None:
+            out[f"miceforest m={m} pooled"] = interval
+    return out
 
+
+def iterative_interval(data, y, seed, m, n_covariates) -> tuple[float, float, float]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         tables = [
@@ -114,22 +141,25 @@ def run_methods(data, y, seed, m, vae_params, args) -> dict[str, tuple[float, fl
             ).fit_transform(data)
             for k in range(m)
         ]
-    out[f"IterativeImputer(sample_posterior) m={m} pooled"] = pooled_interval(
-        tables, y, n_covariates
-    )
+    return pooled_interval(tables, y, n_covariates)
+
+
+def miceforest_interval(data, y, seed, m, n_covariates) -> tuple[float, float, float] | None:
+    """miceforest's m data sets pooled; None when miceforest is not installed."""
     try:
         import miceforest
     except ImportError:
-        pass
-    else:
-        import pandas as pd
+        return None
+    import pandas as pd
 
-        frame = pd.DataFrame(data, columns=[f"c{j}" for j in range(data.shape[1])])
+    frame = pd.DataFrame(data, columns=[f"c{j}" for j in range(data.shape[1])])
+    with warnings.catch_warnings():
+        # miceforest 6 fills its record column by column (pandas' PerformanceWarning).
+        warnings.simplefilter("ignore")
         kernel = miceforest.ImputationKernel(frame, num_datasets=m, random_state=seed)
         kernel.mice(5)
         tables = [kernel.complete_data(k).to_numpy() for k in range(m)]
-        out[f"miceforest m={m} pooled"] = pooled_interval(tables, y, n_covariates)
-    return out
+    return pooled_interval(tables, y, n_covariates)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -143,12 +173,27 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument(
         "--bootstrap", type=int, default=0, help="VAEImputer fits on bootstrap resamples"
     )
+    parser.add_argument(
+        "--refit-epochs",
+        type=int,
+        default=None,
+        help="with --bootstrap: continue one full fit on each resample for this many epochs",
+    )
     parser.add_argument("--first", type=int, default=0, help="first replication (its seed)")
-    parser.add_argument("--vae-only", action="store_true", help="complete-case and VAE rows")
+    parser.add_argument(
+        "--methods",
+        nargs="*",
+        default=list(METHODS),
+        choices=list(METHODS),
+        help="which intervals besides complete-case's (default: all)",
+    )
+    parser.add_argument("--vae-only", action="store_true", help="same as --methods pooled")
     parser.add_argument("--output", default="multiple_imputation.json")
     parser.add_argument("--quick", action="store_true", help="tiny settings, for smoke tests")
     parser.add_argument("--results-dir", default=str(RESULTS))
     args = parser.parse_args(argv)
+    if args.vae_only:
+        args.methods = ["pooled"]
     vae_params = json.loads(args.vae_params)
     if args.quick:
         vae_params = {"n_epochs": 10, "hidden_dims": (16,), **vae_params}
@@ -177,6 +222,8 @@ def main(argv: list[str] | None = None) -> dict:
             "coverage_se": float(np.sqrt(covered.mean() * (1 - covered.mean()) / len(covered))),
             "mean_width": float(np.mean(record["width"])),
             "bias": float(np.mean(record["estimate"]) - BETA[COEFFICIENT]),
+            # Against the mean half-width / 1.96: is the interval as wide as the spread?
+            "sd_of_estimate": float(np.std(record["estimate"], ddof=1)),
         }
     rows = [
         {
@@ -209,6 +256,8 @@ def main(argv: list[str] | None = None) -> dict:
             "first_replication": args.first,
             "n_proposals": args.n_proposals,
             "bootstrap": args.bootstrap,
+            "refit_epochs": args.refit_epochs,
+            "methods": args.methods,
         },
         "quick": args.quick,
         "vae_params": VAEImputer(**vae_params).get_params(),

@@ -112,3 +112,47 @@ def test_members_returning_dataframes_for_an_array(table):
     observed = ~np.isnan(X_missing)
     assert np.array_equal(combined.to_numpy()[observed], X_missing[observed])
     np.testing.assert_allclose(combined.to_numpy()[~observed], members[~observed])
+
+
+def _flat_weights(estimator) -> np.ndarray:
+    return np.concatenate([p.detach().cpu().numpy().ravel() for p in estimator.model_.parameters()])
+
+
+def test_refit_epochs_continues_one_full_fit_on_each_resample(table):
+    X_missing = table[1]
+    warm = BootstrapImputer(VAEImputer(**SMALL), n_bootstrap=2, refit_epochs=3, random_state=0).fit(
+        X_missing
+    )
+    full = _flat_weights(warm.full_estimator_)
+    members = [_flat_weights(member) for member in warm.estimators_]
+    # Every member trained on (its weights moved, each its own way) ...
+    assert all(np.abs(w - full).max() > 0 for w in members)
+    assert np.abs(members[0] - members[1]).max() > 0
+    assert all(member.n_epochs_ == 3 for member in warm.estimators_)
+    # ... starting from the full fit, so it stays far closer to it than a fit from scratch.
+    cold = BootstrapImputer(VAEImputer(**SMALL), n_bootstrap=1, random_state=1).fit(X_missing)
+    from_scratch = np.linalg.norm(_flat_weights(cold.estimators_[0]) - full)
+    assert max(np.linalg.norm(w - full) for w in members) < 0.5 * from_scratch
+    # The members keep the full fit's schema and scaling.
+    for member in warm.estimators_:
+        np.testing.assert_array_equal(
+            member.schema_.scaler_.mean_, warm.full_estimator_.schema_.scaler_.mean_
+        )
+    draws = warm.sample_imputations(X_missing, n_imputations=4, random_state=0)
+    observed = ~np.isnan(X_missing)
+    assert all(np.array_equal(d[observed], X_missing[observed]) for d in draws)
+    again = BootstrapImputer(
+        VAEImputer(**SMALL), n_bootstrap=2, refit_epochs=3, random_state=0
+    ).fit(X_missing)
+    np.testing.assert_array_equal(again.transform(X_missing), warm.transform(X_missing))
+
+
+def test_refit_epochs_needs_an_estimator_that_can_continue(table):
+    from sklearn.impute import SimpleImputer
+
+    class DrawingImputer(SimpleImputer):
+        def sample_imputations(self, X, n_imputations=1, random_state=None):
+            return [self.transform(X)] * n_imputations
+
+    with pytest.raises(ValueError, match="warm_start"):
+        BootstrapImputer(DrawingImputer(), refit_epochs=5).fit(table[1])
