@@ -14,6 +14,8 @@ table and writes ``benchmarks/results/multiple_imputation.json``.
     # VAEImputer variants only: longer training, more SIR proposals, bootstrap fits
     python benchmarks/multiple_imputation.py --vae-only --replications 40 \
         --vae-params '{"n_epochs": 1000}' --n-proposals 1000 --bootstrap 4 --output v.json
+    # pieces run apart (other replications, other methods) into one file
+    python benchmarks/multiple_imputation.py --merge a.json b.json --output combined.json
 """
 
 from __future__ import annotations
@@ -106,6 +108,17 @@ METHODS = {
 }
 
 
+def pooled_label(m: int, bootstrap: int = 0, refit_epochs: int | None = None, n_epochs=None) -> str:
+    """The results' name of VAEImputer's pooled interval, saying which variant it is."""
+    label = f"VAEImputer m={m} pooled"
+    if bootstrap and refit_epochs:
+        fit = f"{n_epochs}-epoch fit" if isinstance(n_epochs, int) else "one fit"
+        return f"{label} ({fit} continued {refit_epochs} epochs on each of {bootstrap} resamples)"
+    if bootstrap:
+        return f"{label} ({bootstrap} bootstrap fits)"
+    return label
+
+
 def run_methods(data, y, seed, m, vae_params, args) -> dict[str, tuple[float, float, float]]:
     n_covariates = data.shape[1] - 1
     out: dict[str, tuple[float, float, float]] = {}
@@ -120,7 +133,8 @@ def run_methods(data, y, seed, m, vae_params, args) -> dict[str, tuple[float, fl
         draws = vae_draws(
             data, seed, m, vae_params, args.n_proposals, args.bootstrap, args.refit_epochs
         )
-        out[f"VAEImputer m={m} pooled"] = pooled_interval(draws, y, n_covariates)
+        label = pooled_label(m, args.bootstrap, args.refit_epochs, vae_params.get("n_epochs"))
+        out[label] = pooled_interval(draws, y, n_covariates)
     if "iterative" in args.methods:
         out[f"IterativeImputer(sample_posterior) m={m} pooled"] = iterative_interval(
             data, y, seed, m, n_covariates
@@ -162,6 +176,112 @@ def miceforest_interval(data, y, seed, m, n_covariates) -> tuple[float, float, f
     return pooled_interval(tables, y, n_covariates)
 
 
+def summarise_records(records: dict) -> dict:
+    results = {}
+    for name, record in records.items():
+        covered = np.array(record["covered"])
+        results[name] = {
+            "replications": len(covered),
+            "coverage": float(covered.mean()),
+            # Binomial standard error of the coverage over the replications.
+            "coverage_se": float(np.sqrt(covered.mean() * (1 - covered.mean()) / len(covered))),
+            "mean_width": float(np.mean(record["width"])),
+            "bias": float(np.mean(record["estimate"]) - BETA[COEFFICIENT]),
+            # Against the mean half-width / 1.96: is the interval as wide as the spread?
+            "sd_of_estimate": float(np.std(record["estimate"], ddof=1)),
+        }
+    return results
+
+
+def print_results(results: dict, n: int, rate: float) -> None:
+    rows = [
+        {
+            "method": name,
+            "replications": str(r["replications"]),
+            "coverage": f"{r['coverage']:.3f} +- {r['coverage_se']:.3f}",
+            "width": f"{r['mean_width']:.3f}",
+            "sd": f"{r['sd_of_estimate']:.3f}",
+            "bias": f"{r['bias']:+.3f}",
+        }
+        for name, r in results.items()
+    ]
+    print(
+        f"\nbeta_1 = {BETA[COEFFICIENT]}, n = {n}, {rate:.0%} MAR in the covariates, "
+        f"nominal {LEVEL:.0%}"
+    )
+    print_table(
+        rows,
+        [
+            ("method", "method"),
+            ("replications", "replications"),
+            ("coverage", "coverage"),
+            ("width", "mean width"),
+            ("sd", "sd of estimate"),
+            ("bias", "bias"),
+        ],
+    )
+
+
+def merge(paths: list[str], output: str, results_dir: Path) -> dict:
+    """One results file from pieces run apart (replications split over processes, methods
+    run alone): every method's records by replication seed. A method's record for one seed
+    comes from one piece, except complete-case's, which every piece repeats and which must
+    agree (the pieces saw the same data)."""
+    by_method: dict[str, dict[int, tuple[float, float, float]]] = {}
+    pieces = []
+    for path in paths:
+        piece = json.loads(Path(path).read_text())
+        design = piece["design"]
+        first = design.get("first_replication", 0)
+        pieces.append(
+            {
+                "file": Path(path).name,
+                "design": design,
+                "vae_params": piece.get("vae_params"),
+                "seconds": piece.get("seconds"),
+                "environment": piece.get("environment"),
+            }
+        )
+        for name, record in piece["replications"].items():
+            if name == f"VAEImputer m={design['m']} pooled" and design.get("bootstrap"):
+                # Pieces written before the variant was in the name.
+                n_epochs = (piece.get("vae_params") or {}).get("n_epochs")
+                name = pooled_label(
+                    design["m"], design["bootstrap"], design.get("refit_epochs"), n_epochs
+                )
+            seeds = by_method.setdefault(name, {})
+            columns = zip(record["estimate"], record["covered"], record["width"], strict=True)
+            for i, entry in enumerate(columns):
+                seed = first + i
+                if seed in seeds and name != "complete-case":
+                    raise ValueError(f"{name}: replication {seed} is in two pieces")
+                if seed in seeds and not np.allclose(seeds[seed], entry):
+                    raise ValueError(f"complete-case differs at replication {seed}: other data")
+                seeds[seed] = entry
+    records = {
+        name: {
+            "seed": sorted(seeds),
+            "estimate": [seeds[s][0] for s in sorted(seeds)],
+            "covered": [seeds[s][1] for s in sorted(seeds)],
+            "width": [seeds[s][2] for s in sorted(seeds)],
+        }
+        for name, seeds in by_method.items()
+    }
+    results = summarise_records(records)
+    design = pieces[0]["design"]
+    print_results(results, design["n"], design["rate"])
+    payload = {
+        "benchmark": "multiple_imputation",
+        "design": {k: design[k] for k in ("beta", "coefficient", "n", "mechanism", "rate", "m")},
+        "merged_from": pieces,
+        "results": results,
+        "replications": records,
+    }
+    path = write_json(output, payload, results_dir)
+    print(f"\nwrote {path}")
+    return payload
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--replications", type=int, default=200)
@@ -191,7 +311,15 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--output", default="multiple_imputation.json")
     parser.add_argument("--quick", action="store_true", help="tiny settings, for smoke tests")
     parser.add_argument("--results-dir", default=str(RESULTS))
+    parser.add_argument(
+        "--merge",
+        nargs="+",
+        metavar="JSON",
+        help="combine result files run apart into --output (by replication seed); runs nothing",
+    )
     args = parser.parse_args(argv)
+    if args.merge:
+        return merge(args.merge, args.output, Path(args.results_dir))
     if args.vae_only:
         args.methods = ["pooled"]
     vae_params = json.loads(args.vae_params)
@@ -213,35 +341,8 @@ def main(argv: list[str] | None = None) -> dict:
             record["width"].append(high - low)
         print(f"replication {replication + 1}/{args.replications}", flush=True)
 
-    results = {}
-    for name, record in records.items():
-        covered = np.array(record["covered"])
-        results[name] = {
-            "coverage": float(covered.mean()),
-            # Binomial standard error of the coverage over the replications.
-            "coverage_se": float(np.sqrt(covered.mean() * (1 - covered.mean()) / len(covered))),
-            "mean_width": float(np.mean(record["width"])),
-            "bias": float(np.mean(record["estimate"]) - BETA[COEFFICIENT]),
-            # Against the mean half-width / 1.96: is the interval as wide as the spread?
-            "sd_of_estimate": float(np.std(record["estimate"], ddof=1)),
-        }
-    rows = [
-        {
-            "method": name,
-            "coverage": f"{r['coverage']:.3f} +- {r['coverage_se']:.3f}",
-            "width": f"{r['mean_width']:.3f}",
-            "bias": f"{r['bias']:+.3f}",
-        }
-        for name, r in results.items()
-    ]
-    print(
-        f"\nbeta_1 = {BETA[COEFFICIENT]}, n = {args.n}, {args.rate:.0%} MAR in the covariates, "
-        f"{args.replications} replications, nominal {LEVEL:.0%}"
-    )
-    print_table(
-        rows,
-        [("method", "method"), ("coverage", "coverage"), ("width", "mean width"), ("bias", "bias")],
-    )
+    results = summarise_records(records)
+    print_results(results, args.n, args.rate)
     payload = {
         "benchmark": "multiple_imputation",
         "design": {

@@ -380,3 +380,44 @@ def test_semi_supervised_update_replaces_only_the_rerun_methods(tmp_path, monkey
     assert with_recipe["results"]["complete"] == base["results"]["complete"]
     assert recipe in with_recipe["results"]["30% missing"]
     assert recipe in with_recipe["tables"]["wine"]["30% missing"]
+
+
+def test_multiple_imputation_pieces_merge_by_replication(tmp_path, monkeypatch):
+    common = ["--quick", "--replications", "1", "--m", "2", "--results-dir", str(tmp_path)]
+    run_script(
+        "multiple_imputation.py",
+        [*common, "--methods", "iterative", "--output", "a.json"],
+        monkeypatch,
+    )
+    run_script(
+        "multiple_imputation.py",
+        [*common, "--first", "1", "--methods", "iterative", "--output", "b.json"],
+        monkeypatch,
+    )
+    run_script(
+        "multiple_imputation.py",
+        [*common, "--methods", "pooled", "--bootstrap", "2", "--refit-epochs", "2",
+         "--output", "c.json"],
+        monkeypatch,
+    )  # fmt: skip
+    pieces = [str(tmp_path / name) for name in ("a.json", "b.json", "c.json")]
+    run_script(
+        "multiple_imputation.py",
+        ["--merge", *pieces, "--output", "merged.json", "--results-dir", str(tmp_path)],
+        monkeypatch,
+    )
+    merged = json.loads((tmp_path / "merged.json").read_text())
+    records = merged["replications"]
+    assert records["complete-case"]["seed"] == [0, 1]
+    assert records["IterativeImputer(sample_posterior) m=2 pooled"]["seed"] == [0, 1]
+    (bootstrap,) = [name for name in records if "resamples" in name]
+    assert records[bootstrap]["seed"] == [0]
+    assert merged["results"][bootstrap]["replications"] == 1
+    # A replication run twice for one method is an error, not a silent overwrite.
+    with pytest.raises(ValueError, match="two pieces"):
+        run_script(
+            "multiple_imputation.py",
+            ["--merge", pieces[0], pieces[0], "--output", "x.json",
+             "--results-dir", str(tmp_path)],
+            monkeypatch,
+        )  # fmt: skip
