@@ -222,20 +222,30 @@ def print_results(results: dict, n: int, rate: float) -> None:
     )
 
 
-def merge(paths: list[str], output: str, results_dir: Path) -> dict:
+def merge(
+    paths: list[str],
+    output: str,
+    results_dir: Path,
+    taken: list[tuple[str, str]] = (),
+) -> dict:
     """One results file from pieces run apart (replications split over processes, methods
     run alone): every method's records by replication seed. A method's record for one seed
     comes from one piece, except complete-case's, which every piece repeats and which must
-    agree (the pieces saw the same data)."""
+    agree (the pieces saw the same data). ``taken`` pairs (file, method) add one method of a
+    file (with its complete-case records), leaving the file's other methods out."""
     by_method: dict[str, dict[int, tuple[float, float, float]]] = {}
     pieces = []
-    for path in paths:
+    selections = [(path, None) for path in paths] + [(path, method) for path, method in taken]
+    for path, only in selections:
         piece = json.loads(Path(path).read_text())
+        if only is not None and only not in piece["replications"]:
+            raise ValueError(f"{path} has no method {only!r}")
         design = piece["design"]
         first = design.get("first_replication", 0)
         pieces.append(
             {
                 "file": Path(path).name,
+                "methods": "all" if only is None else ["complete-case", only],
                 "design": design,
                 "vae_params": piece.get("vae_params"),
                 "seconds": piece.get("seconds"),
@@ -243,6 +253,8 @@ def merge(paths: list[str], output: str, results_dir: Path) -> dict:
             }
         )
         for name, record in piece["replications"].items():
+            if only is not None and name not in ("complete-case", only):
+                continue
             if name == f"VAEImputer m={design['m']} pooled" and design.get("bootstrap"):
                 # Pieces written before the variant was in the name.
                 n_epochs = (piece.get("vae_params") or {}).get("n_epochs")
@@ -313,13 +325,21 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--results-dir", default=str(RESULTS))
     parser.add_argument(
         "--merge",
-        nargs="+",
+        nargs="*",
         metavar="JSON",
         help="combine result files run apart into --output (by replication seed); runs nothing",
     )
+    parser.add_argument(
+        "--take",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("JSON", "METHOD"),
+        help="with --merge: one method of a file (repeatable)",
+    )
     args = parser.parse_args(argv)
-    if args.merge:
-        return merge(args.merge, args.output, Path(args.results_dir))
+    if args.merge or args.take:
+        return merge(args.merge or [], args.output, Path(args.results_dir), args.take)
     if args.vae_only:
         args.methods = ["pooled"]
     vae_params = json.loads(args.vae_params)

@@ -413,6 +413,20 @@ def test_multiple_imputation_pieces_merge_by_replication(tmp_path, monkeypatch):
     (bootstrap,) = [name for name in records if "resamples" in name]
     assert records[bootstrap]["seed"] == [0]
     assert merged["results"][bootstrap]["replications"] == 1
+    # --take adds one method of a file (and its complete-case records), not the others.
+    run_script(
+        "multiple_imputation.py",
+        ["--take", pieces[2], bootstrap, "--merge", pieces[1], "--output", "taken.json",
+         "--results-dir", str(tmp_path)],
+        monkeypatch,
+    )  # fmt: skip
+    taken = json.loads((tmp_path / "taken.json").read_text())["replications"]
+    assert set(taken) == {
+        "complete-case",
+        bootstrap,
+        "IterativeImputer(sample_posterior) m=2 pooled",
+    }
+    assert taken["complete-case"]["seed"] == [0, 1]
     # A replication run twice for one method is an error, not a silent overwrite.
     with pytest.raises(ValueError, match="two pieces"):
         run_script(
