@@ -188,7 +188,9 @@ def summarise_records(records: dict) -> dict:
             "mean_width": float(np.mean(record["width"])),
             "bias": float(np.mean(record["estimate"]) - BETA[COEFFICIENT]),
             # Against the mean half-width / 1.96: is the interval as wide as the spread?
-            "sd_of_estimate": float(np.std(record["estimate"], ddof=1)),
+            "sd_of_estimate": (
+                float(np.std(record["estimate"], ddof=1)) if len(covered) > 1 else None
+            ),
         }
     return results
 
@@ -200,7 +202,7 @@ def print_results(results: dict, n: int, rate: float) -> None:
             "replications": str(r["replications"]),
             "coverage": f"{r['coverage']:.3f} +- {r['coverage_se']:.3f}",
             "width": f"{r['mean_width']:.3f}",
-            "sd": f"{r['sd_of_estimate']:.3f}",
+            "sd": "" if r["sd_of_estimate"] is None else f"{r['sd_of_estimate']:.3f}",
             "bias": f"{r['bias']:+.3f}",
         }
         for name, r in results.items()
@@ -348,7 +350,39 @@ def main(argv: list[str] | None = None) -> dict:
 
     records: dict[str, dict[str, list[float]]] = {}
     start = time.perf_counter()
-    for replication in range(args.first, args.first + args.replications):
+
+    def payload_so_far(done: int) -> dict:
+        return {
+            "benchmark": "multiple_imputation",
+            "design": {
+                "beta": BETA.tolist(),
+                "coefficient": "beta_1",
+                "n": args.n,
+                "mechanism": "MAR",
+                "rate": args.rate,
+                "replications": done,
+                "m": args.m,
+                "level": LEVEL,
+                "first_replication": args.first,
+                "n_proposals": args.n_proposals,
+                "bootstrap": args.bootstrap,
+                "refit_epochs": args.refit_epochs,
+                "methods": args.methods,
+            },
+            # False while replications are still to come: the file is written after each one,
+            # so a run stopped early keeps what it did (--merge it with a run from --first on).
+            "finished": done == args.replications,
+            "quick": args.quick,
+            "vae_params": VAEImputer(**vae_params).get_params(),
+            "seconds": time.perf_counter() - start,
+            "environment": environment(),
+            "results": summarise_records(records),
+            # Per replication (seed = first_replication + index): compare variants on the
+            # same data.
+            "replications": records,
+        }
+
+    for done, replication in enumerate(range(args.first, args.first + args.replications), 1):
         X, y = simulate(args.n, replication)
         X_missing = ampute(X, args.rate, "mar", random_state=replication)
         data = np.column_stack([X_missing, y])
@@ -359,36 +393,11 @@ def main(argv: list[str] | None = None) -> dict:
             record["estimate"].append(estimate)
             record["covered"].append(float(low <= BETA[COEFFICIENT] <= high))
             record["width"].append(high - low)
-        print(f"replication {replication + 1}/{args.replications}", flush=True)
+        path = write_json(args.output, payload_so_far(done), Path(args.results_dir))
+        print(f"replication {replication} done ({done}/{args.replications})", flush=True)
 
-    results = summarise_records(records)
-    print_results(results, args.n, args.rate)
-    payload = {
-        "benchmark": "multiple_imputation",
-        "design": {
-            "beta": BETA.tolist(),
-            "coefficient": "beta_1",
-            "n": args.n,
-            "mechanism": "MAR",
-            "rate": args.rate,
-            "replications": args.replications,
-            "m": args.m,
-            "level": LEVEL,
-            "first_replication": args.first,
-            "n_proposals": args.n_proposals,
-            "bootstrap": args.bootstrap,
-            "refit_epochs": args.refit_epochs,
-            "methods": args.methods,
-        },
-        "quick": args.quick,
-        "vae_params": VAEImputer(**vae_params).get_params(),
-        "seconds": time.perf_counter() - start,
-        "environment": environment(),
-        "results": results,
-        # Per replication (seed = first_replication + index): compare variants on the same data.
-        "replications": records,
-    }
-    path = write_json(args.output, payload, Path(args.results_dir))
+    payload = payload_so_far(args.replications)
+    print_results(payload["results"], args.n, args.rate)
     print(f"\nwrote {path}")
     return payload
 
