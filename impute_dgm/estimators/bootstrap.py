@@ -26,8 +26,9 @@ class BootstrapImputer(TransformerMixin, BaseEstimator):
     too narrow once the model fits well ("improper" multiple imputation, Rubin 1987). Fitting
     on bootstrap resamples and drawing from each fit in turn puts that uncertainty into the
     draws (the bootstrap form of proper multiple imputation; Little & Rubin, 2019, §10.2.3).
-    In the coverage study (``benchmarks/multiple_imputation.py``) a VAEImputer trained for 1000
-    epochs covered in 0.83 of replications alone and in 0.92 with four bootstrap fits.
+    In the coverage study (``benchmarks/multiple_imputation.py``, nominal 0.95) one
+    VAEImputer fit covered in 0.87 of 200 replications; ``VAEImputer(n_epochs=1000,
+    early_stopping=False)`` with ``n_bootstrap=20, refit_epochs=50`` covered in 0.955 of 133.
 
     Parameters
     ----------
