@@ -156,3 +156,10 @@ def test_refit_epochs_needs_an_estimator_that_can_continue(table):
 
     with pytest.raises(ValueError, match="warm_start"):
         BootstrapImputer(DrawingImputer(), refit_epochs=5).fit(table[1])
+
+
+def test_refit_epochs_reports_bad_input_with_the_imputers_message(table):
+    X = table[1].copy()
+    X[:, 2] = np.nan
+    with pytest.raises(ValueError, match="no observed value|entirely missing|all missing"):
+        BootstrapImputer(VAEImputer(**SMALL), n_bootstrap=2, refit_epochs=2).fit(X)

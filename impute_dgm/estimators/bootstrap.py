@@ -117,9 +117,10 @@ class BootstrapImputer(TransformerMixin, BaseEstimator):
                 f"{type(template).__name__} has none. Use refit_epochs=None."
             )
         random_state = check_random_state(self.random_state)
-        if hasattr(template, "_encode"):
+        if self.refit_epochs is None and hasattr(template, "_encode"):
             # Validate the whole of X (names, kinds, text, infinity, all-missing columns) with
-            # the imputer's own messages before any resample can hide a problem.
+            # the imputer's own messages before any resample can hide a problem. With
+            # refit_epochs the fit on all rows below does exactly that.
             clone(template)._encode(X, reset=True)
         table = X if isinstance(X, pd.DataFrame) else np.asarray(X)
         observed = (
