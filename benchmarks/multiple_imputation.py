@@ -231,7 +231,7 @@ def merge(
     taken: list[tuple[str, str]] = (),
 ) -> dict:
     """One results file from pieces run apart (replications split over processes, methods
-    run alone): every method's records by replication seed. A method's record for one seed
+    run alone) or merged before: every method's records by replication seed. A method's record for one seed
     comes from one piece, except complete-case's, which every piece repeats and which must
     agree (the pieces saw the same data). ``taken`` pairs (file, method) add one method of a
     file (with its complete-case records), leaving the file's other methods out."""
@@ -265,8 +265,9 @@ def merge(
                 )
             seeds = by_method.setdefault(name, {})
             columns = zip(record["estimate"], record["covered"], record["width"], strict=True)
-            for i, entry in enumerate(columns):
-                seed = first + i
+            # A merged file names its seeds; a run's piece counts them from its first.
+            record_seeds = record.get("seed") or range(first, first + len(record["estimate"]))
+            for seed, entry in zip(record_seeds, columns, strict=True):
                 if seed in seeds and name != "complete-case":
                     raise ValueError(f"{name}: replication {seed} is in two pieces")
                 if seed in seeds and not np.allclose(seeds[seed], entry):

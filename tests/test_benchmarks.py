@@ -421,6 +421,18 @@ def test_multiple_imputation_pieces_merge_by_replication(tmp_path, monkeypatch):
         monkeypatch,
     )  # fmt: skip
     taken = json.loads((tmp_path / "taken.json").read_text())["replications"]
+    # A merged file merges again: its records carry their seeds.
+    run_script(
+        "multiple_imputation.py",
+        ["--merge", str(tmp_path / "taken.json"), pieces[0], "--output", "again.json",
+         "--results-dir", str(tmp_path)],
+        monkeypatch,
+    )  # fmt: skip
+    again = json.loads((tmp_path / "again.json").read_text())["replications"]
+    iterative = "IterativeImputer(sample_posterior) m=2 pooled"
+    assert again[iterative]["seed"] == [0, 1]
+    assert again[iterative]["estimate"] == records[iterative]["estimate"]
+    assert again[bootstrap] == records[bootstrap]
     assert set(taken) == {
         "complete-case",
         bootstrap,
