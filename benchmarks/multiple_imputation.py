@@ -231,10 +231,11 @@ def merge(
     taken: list[tuple[str, str]] = (),
 ) -> dict:
     """One results file from pieces run apart (replications split over processes, methods
-    run alone) or merged before: every method's records by replication seed. A method's record for one seed
-    comes from one piece, except complete-case's, which every piece repeats and which must
-    agree (the pieces saw the same data). ``taken`` pairs (file, method) add one method of a
-    file (with its complete-case records), leaving the file's other methods out."""
+    run alone) or merged before: every method's records by replication seed. A method's
+    record for one seed comes from one piece, except complete-case's, which every piece
+    repeats and which must agree (the pieces saw the same data). ``taken`` pairs (file,
+    method) add one method of a file (with its complete-case records), leaving the file's
+    other methods out."""
     by_method: dict[str, dict[int, tuple[float, float, float]]] = {}
     pieces = []
     selections = [(path, None) for path in paths] + [(path, method) for path, method in taken]
