@@ -204,7 +204,41 @@ def test_mixed_benchmark_scores_every_method_on_every_cell(tmp_path, monkeypatch
         for result in cell["results"].values():
             assert 0 < result["rmse"]["mean"] < 5 and 0 <= result["accuracy"]["mean"] <= 1
     for summary in payload["summary"].values():
-        assert 1 <= summary["mean_rmse_rank"] <= 5 and 1 <= summary["mean_accuracy_rank"] <= 5
+        assert 1 <= summary["mean_rmse_rank"] <= 6 and 1 <= summary["mean_accuracy_rank"] <= 6
+    # Each VAEImputer variant is ranked against the non-VAE methods alone, with its time over
+    # the missForest-style imputer's per cell.
+    for variant in ("VAEImputer", "VAEImputer (short schedule)"):
+        alone = payload["variants"][variant]
+        assert set(alone["ranks"]) == {*payload["summary"]} - {
+            "VAEImputer",
+            "VAEImputer (short schedule)",
+        } | {variant}
+        assert set(alone["seconds_over_missforest"]) == set(payload["cells"])
+    # --update reruns some methods on some tables and keeps every other record; the file
+    # updated may be the output itself (it is read before the run writes).
+    run_script(
+        "mixed.py",
+        ["--quick", "--seeds", "1", "--fair-rows", "200", "--tables", "penguins", "--methods",
+         "mean / most frequent", "--update", str(tmp_path / "mixed.json"),
+         "--results-dir", str(tmp_path)],
+        monkeypatch,
+    )  # fmt: skip
+    again = json.loads((tmp_path / "mixed.json").read_text())
+    assert set(again["cells"]) == set(payload["cells"])
+    for name, cell in again["cells"].items():
+        for method, result in cell["results"].items():
+            rerun = name.startswith("penguins/") and method == "mean / most frequent"
+            same = result["seconds"] == payload["cells"][name]["results"][method]["seconds"]
+            assert same != rerun, (name, method)
+    assert again["design"]["updated"][-1]["methods"] == ["mean / most frequent"]
+    with pytest.raises(ValueError, match="seeds"):
+        run_script(
+            "mixed.py",
+            ["--quick", "--seeds", "2", "--tables", "penguins", "--methods",
+             "mean / most frequent", "--update", str(tmp_path / "mixed.json"),
+             "--results-dir", str(tmp_path), "--output", "other.json"],
+            monkeypatch,
+        )  # fmt: skip
 
 
 def test_imputation_suite_ranks_every_method_and_names_what_cannot_run(tmp_path, monkeypatch):
