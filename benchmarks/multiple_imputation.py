@@ -43,12 +43,16 @@ from impute_dgm.pooling import pool  # noqa: E402
 BETA = np.array([1.0, -0.5, 0.25])
 COEFFICIENT = 0  # beta_1, the one whose interval is studied
 LEVEL = 0.95
+#: Replications on other data sets (``--other-data``) are numbered from this id on.
+OTHER_DATA_ID = 10_000
 
 
 def simulate(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     covariance = np.full((3, 3), 0.5) + 0.5 * np.eye(3)
-    X = rng.multivariate_normal(np.zeros(3), covariance, size=n)
+    # Cholesky, not numpy's default SVD: this covariance has a repeated eigenvalue, so its
+    # singular vectors (and with them the draws of a seed) depend on the machine's LAPACK.
+    X = rng.multivariate_normal(np.zeros(3), covariance, size=n, method="cholesky")
     y = X @ BETA + rng.normal(size=n)
     return X, y
 
@@ -229,17 +233,25 @@ def merge(
     output: str,
     results_dir: Path,
     taken: list[tuple[str, str]] = (),
+    other_data: list[str] = (),
 ) -> dict:
     """One results file from pieces run apart (replications split over processes, methods
     run alone) or merged before: every method's records by replication seed. A method's
     record for one seed comes from one piece, except complete-case's, which every piece
     repeats and which must agree (the pieces saw the same data). ``taken`` pairs (file,
     method) add one method of a file (with its complete-case records), leaving the file's
-    other methods out."""
+    other methods out.
+
+    ``other_data`` files hold replications of the same design on other data sets (drawn by
+    another machine's linear algebra, or by the SVD before the draws moved to Cholesky): they
+    join as further replications, numbered seed + :data:`OTHER_DATA_ID`, with their own
+    complete-case records."""
     by_method: dict[str, dict[int, tuple[float, float, float]]] = {}
     pieces = []
-    selections = [(path, None) for path in paths] + [(path, method) for path, method in taken]
-    for path, only in selections:
+    selections = [(path, None, 0) for path in paths]
+    selections += [(path, method, 0) for path, method in taken]
+    selections += [(path, None, OTHER_DATA_ID) for path in other_data]
+    for path, only, id_offset in selections:
         piece = json.loads(Path(path).read_text())
         if only is not None and only not in piece["replications"]:
             raise ValueError(f"{path} has no method {only!r}")
@@ -253,6 +265,7 @@ def merge(
                 "vae_params": piece.get("vae_params"),
                 "seconds": piece.get("seconds"),
                 "environment": piece.get("environment"),
+                "other_data": bool(id_offset),
             }
         )
         for name, record in piece["replications"].items():
@@ -269,6 +282,7 @@ def merge(
             # A merged file names its seeds; a run's piece counts them from its first.
             record_seeds = record.get("seed") or range(first, first + len(record["estimate"]))
             for seed, entry in zip(record_seeds, columns, strict=True):
+                seed += id_offset if seed < OTHER_DATA_ID else 0
                 if seed in seeds and name != "complete-case":
                     raise ValueError(f"{name}: replication {seed} is in two pieces")
                 if seed in seeds and not np.allclose(seeds[seed], entry):
@@ -341,9 +355,19 @@ def main(argv: list[str] | None = None) -> dict:
         metavar=("JSON", "METHOD"),
         help="with --merge: one method of a file (repeatable)",
     )
+    parser.add_argument(
+        "--other-data",
+        nargs="*",
+        default=[],
+        metavar="JSON",
+        help="with --merge: files whose replications drew other data sets (another machine, "
+        f"or the SVD draws of earlier runs); they join numbered seed + {OTHER_DATA_ID}",
+    )
     args = parser.parse_args(argv)
-    if args.merge or args.take:
-        return merge(args.merge or [], args.output, Path(args.results_dir), args.take)
+    if args.merge or args.take or args.other_data:
+        return merge(
+            args.merge or [], args.output, Path(args.results_dir), args.take, args.other_data
+        )
     if args.vae_only:
         args.methods = ["pooled"]
     vae_params = json.loads(args.vae_params)
@@ -366,6 +390,7 @@ def main(argv: list[str] | None = None) -> dict:
                 "m": args.m,
                 "level": LEVEL,
                 "first_replication": args.first,
+                "covariates_drawn_by": "cholesky",
                 "n_proposals": args.n_proposals,
                 "bootstrap": args.bootstrap,
                 "refit_epochs": args.refit_epochs,

@@ -416,6 +416,21 @@ def test_semi_supervised_update_replaces_only_the_rerun_methods(tmp_path, monkey
     assert recipe in with_recipe["tables"]["wine"]["30% missing"]
 
 
+def test_coverage_data_do_not_depend_on_the_machines_linear_algebra(monkeypatch):
+    # The covariance has a repeated eigenvalue: numpy's default (SVD) draws depend on which
+    # singular vectors LAPACK returns. The Cholesky factor is unique.
+    import numpy as np
+
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    simulate = runpy.run_path(str(BENCHMARKS / "multiple_imputation.py"))["simulate"]
+    X, y = simulate(50, 3)
+    covariance = np.full((3, 3), 0.5) + 0.5 * np.eye(3)
+    rng = np.random.default_rng(3)
+    expected = rng.standard_normal((50, 3)) @ np.linalg.cholesky(covariance).T
+    np.testing.assert_allclose(X, expected, rtol=1e-12)
+    np.testing.assert_allclose(y - X @ [1.0, -0.5, 0.25], rng.normal(size=50), rtol=1e-12)
+
+
 def test_multiple_imputation_pieces_merge_by_replication(tmp_path, monkeypatch):
     common = ["--quick", "--replications", "1", "--m", "2", "--results-dir", str(tmp_path)]
     run_script(
@@ -467,6 +482,17 @@ def test_multiple_imputation_pieces_merge_by_replication(tmp_path, monkeypatch):
     assert again[iterative]["seed"] == [0, 1]
     assert again[iterative]["estimate"] == records[iterative]["estimate"]
     assert again[bootstrap] == records[bootstrap]
+    # Replications on other data sets join numbered apart, with their own complete-case.
+    run_script(
+        "multiple_imputation.py",
+        ["--merge", pieces[0], "--other-data", pieces[0], "--output", "other.json",
+         "--results-dir", str(tmp_path)],
+        monkeypatch,
+    )  # fmt: skip
+    other = json.loads((tmp_path / "other.json").read_text())
+    assert other["replications"]["complete-case"]["seed"] == [0, 10_000]
+    assert other["results"][iterative]["replications"] == 2
+    assert [p["other_data"] for p in other["merged_from"]] == [False, True]
     assert set(taken) == {
         "complete-case",
         bootstrap,
