@@ -28,7 +28,7 @@ class BootstrapImputer(TransformerMixin, BaseEstimator):
     draws (the bootstrap form of proper multiple imputation; Little & Rubin, 2019, §10.2.3).
     In the coverage study (``benchmarks/multiple_imputation.py``, nominal 0.95) one
     VAEImputer fit covered in 0.87 of 200 replications; ``VAEImputer(n_epochs=1000,
-    early_stopping=False)`` with ``n_bootstrap=20, refit_epochs=50`` covered in 0.955 of 133.
+    early_stopping=False)`` with ``n_bootstrap=20, refit_epochs=50`` covered in 0.945 of 201.
 
     Parameters
     ----------
