@@ -13,7 +13,10 @@ Methods: mean / most frequent level; KNNImputer on standardised numbers and one-
 (a category decoded by the arg-max of its imputed indicators); missForest-style forests
 (``_missforest.py``: regression forests for numbers, classification forests for categories);
 miceforest (one data set, 5 iterations, categories drawn by their class probabilities;
-when installed); VAEImputer with its defaults.
+when installed); VAEImputer with its defaults, and with a short schedule (``SHORT_SCHEDULE``:
+60 epochs, cosine learning rate from 5e-3, 100 evaluation samples), each also ranked against
+the non-VAE methods alone, with its time over the missForest-style imputer's per cell.
+``--update FILE`` reruns ``--methods`` and folds them into an earlier results file.
 Per cell: RMSE over the missing numeric cells of the standardised table (integer columns
 included), accuracy over the missing categorical and boolean cells, and fit + transform
 seconds. The summary ranks the methods per table x mechanism (by the mean over seeds) and
