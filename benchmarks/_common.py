@@ -96,6 +96,16 @@ def fold_methods(earlier: dict, rerun: dict, methods) -> dict:
     return {m: merged[m] for m in dict.fromkeys([*earlier, *rerun]) if m in merged}
 
 
+def fold_cell(earlier: dict, rerun: dict, methods) -> dict:
+    """A benchmark cell (``results`` and ``failures`` per method) after rerunning ``methods``:
+    :func:`fold_methods` on both, the cell's other entries kept from ``earlier``."""
+    return {
+        **earlier,
+        "results": fold_methods(earlier["results"], rerun["results"], methods),
+        "failures": fold_methods(earlier["failures"], rerun["failures"], methods),
+    }
+
+
 def finish(args, payload: dict) -> dict:
     """Write the complete payload to ``args.output`` under ``args.results_dir``; return it."""
     path = write_json(args.output, payload, Path(args.results_dir))

@@ -38,7 +38,7 @@ from sklearn.experimental import enable_iterative_imputer  # noqa: F401
 from sklearn.impute import IterativeImputer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, finish, fold_methods, print_table, run_or_merge  # noqa: E402
+from _common import RESULTS, finish, fold_cell, print_table, run_or_merge  # noqa: E402
 from mixed import (  # noqa: E402
     NotApplicable,
     categorical_columns,
@@ -263,11 +263,7 @@ def updated(base: dict, rerun: dict, methods: list[str]) -> dict:
     cells = {}
     for name, cell in base["cells"].items():
         new = rerun["cells"].get(name)
-        if new is not None:
-            results = fold_methods(cell["results"], new["results"], methods)
-            failures = fold_methods(cell["failures"], new["failures"], methods)
-            cell = {**cell, "results": results, "failures": failures}
-        cells[name] = cell
+        cells[name] = cell if new is None else fold_cell(cell, new, methods)
     design = {**base["design"], "updated_methods": list(methods),
               "updated_environment": rerun["environment"]}  # fmt: skip
     return {**base, "design": design, "cells": cells,

@@ -47,7 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (  # noqa: E402
     RESULTS,
     finish,
-    fold_methods,
+    fold_cell,
     print_table,
     run_or_merge,
     summarise,
@@ -359,7 +359,9 @@ def variant_summaries(cells: dict, methods: list[str]) -> dict:
     return summaries
 
 
-def print_tables(cells: dict, summary: dict, methods: list[str], seeds: int) -> None:
+def print_tables(
+    cells: dict, summary: dict, variants: dict, methods: list[str], seeds: int
+) -> None:
     rows = []
     for name, cell in cells.items():
         for m in methods:
@@ -402,7 +404,7 @@ def print_tables(cells: dict, summary: dict, methods: list[str], seeds: int) -> 
         [("method", "method"), ("rmse", "RMSE rank"), ("accuracy", "accuracy rank"),
          ("seconds", "total seconds")],
     )  # fmt: skip
-    for variant, found in variant_summaries(cells, methods).items():
+    for variant, found in variants.items():
         ranks_alone = found["ranks"][variant]
         ratios = found["seconds_over_missforest"]
         print(
@@ -420,10 +422,7 @@ def updated(base: dict, rerun: dict, methods: list[str]) -> dict:
     cells = dict(base["cells"])
     for name, cell in rerun["cells"].items():
         earlier = cells.get(name, {**cell, "results": {}, "failures": {}})
-        failures = {**{m: f for m, f in earlier["failures"].items() if m not in methods},
-                    **cell["failures"]}  # fmt: skip
-        results = fold_methods(earlier["results"], cell["results"], methods)
-        cells[name] = {**earlier, "results": results, "failures": failures}
+        cells[name] = fold_cell(earlier, cell, methods)
     earlier_methods = base["design"].get("methods") or [
         m for m in METHODS if any(m in c["results"] for c in base["cells"].values())
     ]
@@ -491,8 +490,8 @@ def main(argv: list[str] | None = None) -> dict:
     cells, design = payload["cells"], payload["design"]
     methods = design.get("methods") or list(METHODS)
     payload["summary"] = summary = summarise_cells(cells, methods)
-    payload["variants"] = variant_summaries(cells, methods)
-    print_tables(cells, summary, methods, design["seeds"])
+    payload["variants"] = variants = variant_summaries(cells, methods)
+    print_tables(cells, summary, variants, methods, design["seeds"])
     return finish(args, payload)
 
 
