@@ -122,3 +122,36 @@ def test_discretized_normal_mean_is_the_mean_of_its_grid_points():
     assert (distribution.mean - draws.mean(0)).abs().le(5 * standard_error + 1e-4).all()
     assert distribution.mean[5] == 10.25  # all the mass on the nearest grid point
     assert distribution.mean[3] == loc[3]  # a wide normal: rounding leaves the mean
+
+
+@pytest.mark.parametrize("dtype, tolerance", [(torch.float32, 5e-7), (torch.float64, 1e-12)])
+def test_fast_log_ndtr_agrees_with_torch_from_the_far_tail_to_the_upper_half(dtype, tolerance):
+    from impute_dgm.distributions._special import log_ndtr
+
+    # Across both branches (the series below -10 in float32, -20 in float64; erfc above).
+    x = torch.cat([torch.linspace(-600.0, -1.0, 20_001), torch.linspace(-1.0, 8.0, 2_001)])
+    reference = torch.special.log_ndtr(x.double())
+    values = log_ndtr(x.to(dtype)).double()
+    assert torch.isfinite(values).all()
+    relative = (values - reference).abs() / reference.abs()
+    below_zero = x < 0
+    assert relative[below_zero].max() < tolerance
+    # Above 0 log Phi tends to 0 from below: an absolute error there, still resolving 1e-9.
+    assert (values - reference)[~below_zero].abs().max() < 1e-7
+    assert values[(x > 5.0) & (x < 6.0)].max() < 0
+
+
+def test_fast_log_ndtr_gradient_is_phi_over_Phi():
+    from impute_dgm.distributions._special import log_ndtr
+
+    x = torch.linspace(-400.0, 8.0, 4_001, dtype=torch.float64, requires_grad=True)
+    (gradient,) = torch.autograd.grad(log_ndtr(x).sum(), x)
+    (expected,) = torch.autograd.grad(torch.special.log_ndtr(x).sum(), x)
+    assert torch.allclose(gradient, expected, rtol=1e-9, atol=0)
+    # Either side of the branch point, against finite differences.
+    points = torch.tensor([-35.0, -20.5, -19.5, -3.0, 0.0, 2.5], dtype=torch.float64)
+    assert torch.autograd.gradcheck(log_ndtr, (points.requires_grad_(),))
+    # float32 in the far tail: the gradient approaches -x, finite, not 0 / 0.
+    far = torch.tensor([-300.0, -50.0, -11.0], requires_grad=True)
+    (gradient,) = torch.autograd.grad(log_ndtr(far).sum(), far)
+    assert torch.allclose(gradient, -far.detach(), rtol=0.01)

@@ -25,6 +25,7 @@ from torch.distributions import (
 from torch.nn.functional import one_hot, softplus
 
 from impute_dgm._validation import check_integer_levels
+from impute_dgm.distributions._special import log_ndtr
 
 _NO_SHAPE = torch.Size()
 
@@ -346,8 +347,8 @@ class DiscretizedNormal(Distribution):
         # By symmetry the cell's mass is Phi(h - |c|) - Phi(-h - |c|): both in the lower tail,
         # where log Phi is accurate and the difference does not cancel to zero.
         upper, lower = half - distance, -half - distance
-        log_upper = torch.special.log_ndtr(upper)
-        log_lower = torch.special.log_ndtr(lower)
+        log_upper = log_ndtr(upper)
+        log_lower = log_ndtr(lower)
         difference = (log_lower - log_upper).clamp(max=-1e-12)
         return log_upper + torch.log(-torch.expm1(difference))
 
