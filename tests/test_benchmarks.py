@@ -268,6 +268,23 @@ def test_imputation_suite_ranks_every_method_and_names_what_cannot_run(tmp_path,
     assert set(payload["summary"]["by_mechanism"]) == {"MCAR 20%", "MNAR 30%"}
 
 
+def test_imputation_suite_passes_vae_params_to_both_variants(tmp_path, monkeypatch):
+    run_script(
+        "imputation_suite.py",
+        ["--quick", "--seeds", "1", "--tables", "wine", "--mechanisms", "MCAR 20%",
+         "--methods", "KNNImputer", "VAEImputer (MAR)", "VAEImputer (MNAR)",
+         "--vae-params", '{"latent_dim": 0}', "--results-dir", str(tmp_path)],
+        monkeypatch,
+    )  # fmt: skip
+    payload = json.loads((tmp_path / "imputation_suite.json").read_text())
+    assert payload["design"]["vae_params"] == {"latent_dim": 0}
+    failures = payload["cells"]["wine / MCAR 20%"]["failures"]
+    # An invalid setting reaches both estimators, which refuse it by name; the others run.
+    for variant in ("VAEImputer (MAR)", "VAEImputer (MNAR)"):
+        assert "latent_dim" in failures[variant]
+    assert "KNNImputer" in payload["cells"]["wine / MCAR 20%"]["results"]
+
+
 def test_imputation_suite_update_replaces_only_the_rerun_methods(tmp_path, monkeypatch):
     common = ["--quick", "--seeds", "1", "--tables", "wine", "--mechanisms", "MCAR 20%",
               "--results-dir", str(tmp_path)]  # fmt: skip
