@@ -155,3 +155,17 @@ def test_fast_log_ndtr_gradient_is_phi_over_Phi():
     far = torch.tensor([-300.0, -50.0, -11.0], requires_grad=True)
     (gradient,) = torch.autograd.grad(log_ndtr(far).sum(), far)
     assert torch.allclose(gradient, -far.detach(), rtol=0.01)
+
+
+def test_support_values_round_whole_number_columns_to_their_grid_and_keep_the_others():
+    from impute_dgm.distributions import ColumnLikelihoods, DiscretizedGaussianLikelihood
+
+    # Column 1: integers of a column with location 3 and scale 2 (grid -1.5 + k / 2).
+    whole = DiscretizedGaussianLikelihood().set_grid(np.array([3.0]), np.array([2.0]))
+    joint = ColumnLikelihoods([(GaussianLikelihood(), [0, 2]), (whole, [1])])
+    distribution = joint(torch.zeros(4, 6))
+    draws = torch.tensor([[0.123, 0.26, -7.1]]).expand(4, 3)
+    values = joint.support_values(distribution, draws)
+    assert torch.equal(values[:, [0, 2]], draws[:, [0, 2]])  # Gaussian columns as drawn
+    # 0.26 standardised is 3.52 in the column's units: the nearest integer is 4 (0.5 in units).
+    assert torch.allclose(values[:, 1], torch.tensor(0.5))

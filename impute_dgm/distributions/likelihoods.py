@@ -67,6 +67,11 @@ class Likelihood(nn.Module):
         """Which of the columns :meth:`reparameterized_sample` draws (bool, shape (D,))."""
         return torch.full((n_features,), self.has_reparameterized_sample)
 
+    def support_values(self, distribution: Distribution, draws: torch.Tensor) -> torch.Tensor:
+        """The values of the model's support that :meth:`reparameterized_sample` ``draws``
+        stand for: the draws themselves for continuous supports."""
+        return draws
+
     def encoder_view(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """What the encoder sees of x: the zero-filled data themselves, unless their scale is
         awkward or they are categories (one-hot); a missing entry is all zeros."""
@@ -397,6 +402,16 @@ class DiscretizedGaussianLikelihood(GaussianLikelihood):
             self.grid_width.to(loc.dtype),
         )
 
+    def support_values(self, distribution: Distribution, draws: torch.Tensor) -> torch.Tensor:
+        """The grid points nearest the draws: the reparameterised draws are the normal's, kept
+        continuous for the gradients of a mask model; what the model generates is rounded, as
+        :meth:`DiscretizedNormal.sample` rounds. Averaging the unrounded draws would impute
+        ``loc``, which the likelihood leaves anywhere within its cell once the scale is below
+        the grid width (a pixel column that is 0 in 99% of rows imputed near 0.45, seven of
+        its standard deviations)."""
+        offset, width = distribution.offset, distribution.width
+        return offset + torch.round((draws - offset) / width) * width
+
     def check_data(self, X: np.ndarray) -> None:
         if not getattr(self, "integers_only", True):  # files from before the attribute: True
             return
@@ -552,6 +567,15 @@ class ColumnLikelihoods(Likelihood):
             else:
                 draws.append(torch.zeros(block.batch_shape, dtype=noise.dtype, device=noise.device))
         return distribution._gather(draws, draws[0])
+
+    def support_values(self, distribution: JointObservation, draws: torch.Tensor) -> torch.Tensor:
+        values = [
+            part.support_values(block, draws[..., columns])
+            for part, block, columns in zip(
+                self.parts, distribution.parts, distribution.columns, strict=True
+            )
+        ]
+        return distribution._gather(values, values[0])
 
 
 _LIKELIHOODS: dict[str, type[Likelihood]] = {

@@ -182,8 +182,10 @@ class DeepLatentVariableModel(nn.Module):
         samples = self.importance_samples(x, mask, noise)
         filled = None
         if samples.filled is not None:
-            # The weights depend on the drawn x_miss: average the draws themselves.
-            filled = self_normalized_expectation(samples.log_weights, samples.filled)
+            # The weights depend on the drawn x_miss: average the draws themselves, as values
+            # of the support (whole-number columns: rounded to their grid).
+            draws = self.likelihood.support_values(samples.observation, samples.filled)
+            filled = self_normalized_expectation(samples.log_weights, draws)
             drawn = self._drawn_columns()
             if drawn.all():
                 return filled
@@ -222,7 +224,7 @@ class DeepLatentVariableModel(nn.Module):
         if samples.filled is None:
             draws = samples.observation.sample()
         else:
-            draws = samples.filled
+            draws = self.likelihood.support_values(samples.observation, samples.filled)
             drawn = self._drawn_columns().to(draws.device)
             if not drawn.all():
                 others = samples.observation.sample().to(draws.dtype)
