@@ -72,6 +72,15 @@ class Likelihood(nn.Module):
         stand for: the draws themselves for continuous supports."""
         return draws
 
+    #: Whether the model generates whole numbers in the data's original units.
+    generates_whole_numbers = False
+
+    def whole_number_columns(self, n_features: int) -> torch.Tensor:
+        """Which columns the model generates as whole numbers (bool, shape (D,)): their draws
+        are rounded once back in original units, where float32 model units leave them off by
+        a few millionths."""
+        return torch.full((n_features,), self.generates_whole_numbers)
+
     def encoder_view(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """What the encoder sees of x: the zero-filled data themselves, unless their scale is
         awkward or they are categories (one-hot); a missing entry is all zeros."""
@@ -402,6 +411,8 @@ class DiscretizedGaussianLikelihood(GaussianLikelihood):
             self.grid_width.to(loc.dtype),
         )
 
+    generates_whole_numbers = True
+
     def support_values(self, distribution: Distribution, draws: torch.Tensor) -> torch.Tensor:
         """The grid points nearest the draws: the reparameterised draws are the normal's, kept
         continuous for the gradients of a mask model; what the model generates is rounded, as
@@ -554,6 +565,12 @@ class ColumnLikelihoods(Likelihood):
         for part, columns in zip(self.parts, self.columns, strict=True):
             drawn[columns] = part.has_reparameterized_sample
         return drawn
+
+    def whole_number_columns(self, n_features: int) -> torch.Tensor:
+        whole = torch.zeros(n_features, dtype=torch.bool)
+        for part, columns in zip(self.parts, self.columns, strict=True):
+            whole[columns] = part.whole_number_columns(len(columns))
+        return whole
 
     def reparameterized_sample(self, distribution: JointObservation, noise: torch.Tensor):
         """Reparameterised draws of the columns whose likelihood has them; 0 in the others

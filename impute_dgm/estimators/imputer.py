@@ -173,8 +173,11 @@ class VAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseVAE):
         X, X_model = self._encode(X, reset=False)
         return self._fill(X, X_model, lambda model, x, mask, noise: model.impute(x, mask, noise))
 
-    def _fill(self, X, X_model: np.ndarray, compute, n_samples: int | None = None):
-        """``X`` with its missing cells set from ``compute`` run on the incomplete rows."""
+    def _fill(
+        self, X, X_model: np.ndarray, compute, n_samples: int | None = None, draws: bool = False
+    ):
+        """``X`` with its missing cells set from ``compute`` run on the incomplete rows
+        (``draws``: values drawn from the model, whole numbers where it generates them)."""
         missing = np.isnan(X_model)
         values = np.zeros_like(X_model)
         rows = np.flatnonzero(missing.any(axis=1))
@@ -188,7 +191,11 @@ class VAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseVAE):
             values[rows] = np.concatenate(parts).astype(np.float64)
         # decode() replaces a non-finite value (only a diverged model gives one) by the
         # column's mean or mode: the imputer never returns NaN or inf.
-        return self.schema_.fill(X, self.schema_.decode(values), missing)
+        decoded = self.schema_.decode(values)
+        if draws:
+            whole = self.likelihood_.whole_number_columns(self.n_features_in_).numpy()
+            decoded[:, whole] = np.round(decoded[:, whole])
+        return self.schema_.fill(X, decoded, missing)
 
     @validate_params(
         {
@@ -242,7 +249,7 @@ class VAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseVAE):
             # A forked, seeded global stream: the draws follow random_state, and the caller's
             # torch RNG is left as it was.
             with seeded_torch(draw_seed(random_state), device):
-                tables.append(self._fill(X, X_model, draw, n_samples=n_proposals))
+                tables.append(self._fill(X, X_model, draw, n_samples=n_proposals, draws=True))
         # In the container ``set_output`` asks for, as transform's output is.
         return [_wrap_data_with_container("transform", table, original, self) for table in tables]
 
