@@ -66,7 +66,8 @@ def _shard(rows: torch.Tensor, generator: torch.Generator, rank: int, world: int
 
 def _adam(parameters: list[nn.Parameter], lr: float, weight_decay: float) -> torch.optim.Adam:
     """Adam, as one fused kernel per step where the parameters' device has it (CPU, CUDA):
-    PyTorch's CPU default updates tensor by tensor in Python, about 8% of a small table's fit."""
+    PyTorch's CPU default updates tensor by tensor in Python (366 against 96 microseconds a
+    step for VAEImputer's default network: 2-3% of a small table's fit)."""
     fused = all(p.device.type in ("cpu", "cuda") and p.dtype.is_floating_point for p in parameters)
     return torch.optim.Adam(parameters, lr=lr, weight_decay=weight_decay, fused=fused or None)
 
