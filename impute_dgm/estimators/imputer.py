@@ -262,9 +262,10 @@ _MISSINGNESS_DOC = """missingness : {"mar", "self_masking"}, default="mar"
         & Mattei, ICLR 2021): the missing values are drawn from p(x | z) inside the bound and
         log p(m | x) joins the importance weights, so imputations move towards the values that
         tend to go missing. The draws need a Gaussian likelihood (the rounded one of whole
-        numbers included, drawn before rounding): on a mixed table the mask model covers those
-        columns, and categories and flags go missing at random in it. Draws stay within each
-        column's observed range widened by a tenth. ``score_samples`` then estimates
+        numbers included, drawn before rounding inside the bound, rounded for imputation):
+        on a mixed table the mask model covers those columns, and categories and flags go
+        missing at random in it. Draws stay within each column's observed range widened by a
+        tenth. ``score_samples`` then estimates
         log p(x_obs, m), the mask's probability included.
     """
 
