@@ -9,6 +9,7 @@ each over its own block of columns, for tables whose columns are of different ki
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -560,17 +561,18 @@ class ColumnLikelihoods(Likelihood):
         # Some columns suffice: a model of the mask then covers those (see below).
         return any(part.has_reparameterized_sample for part in self.parts)
 
-    def reparameterized_columns(self, n_features: int) -> torch.Tensor:
-        drawn = torch.zeros(n_features, dtype=torch.bool)
+    def _column_flags(self, flags_of: Callable[[Likelihood, int], torch.Tensor]) -> torch.Tensor:
+        """A per-column bool (D,) gathered from each block's ``flags_of(part, width)``."""
+        flags = torch.zeros(self.n_features, dtype=torch.bool)
         for part, columns in zip(self.parts, self.columns, strict=True):
-            drawn[columns] = part.has_reparameterized_sample
-        return drawn
+            flags[columns] = flags_of(part, len(columns))
+        return flags
+
+    def reparameterized_columns(self, n_features: int) -> torch.Tensor:
+        return self._column_flags(lambda part, width: part.reparameterized_columns(width))
 
     def whole_number_columns(self, n_features: int) -> torch.Tensor:
-        whole = torch.zeros(n_features, dtype=torch.bool)
-        for part, columns in zip(self.parts, self.columns, strict=True):
-            whole[columns] = part.whole_number_columns(len(columns))
-        return whole
+        return self._column_flags(lambda part, width: part.whole_number_columns(width))
 
     def reparameterized_sample(self, distribution: JointObservation, noise: torch.Tensor):
         """Reparameterised draws of the columns whose likelihood has them; 0 in the others
