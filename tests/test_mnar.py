@@ -251,19 +251,24 @@ def test_whole_number_columns_are_imputed_from_rounded_draws_under_a_mask_model(
     # Pixel-like integers: column 0 is 0 in every row but a few, the others vary. The
     # whole-number likelihood leaves loc anywhere within the cell of 0 once its scale is
     # small; averaging the bare (continuous) draws imputed that loc, up to half a level off.
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed(0))
     n = 300
     signal = rng.integers(0, 17, size=(n, 1))
     X = np.hstack(
         [np.where(rng.random((n, 1)) < 0.02, 1, 0), signal, 16 - signal, signal // 2]
     ).astype(float)
-    X_missing = ampute(X, 0.2, "mcar", random_state=0)
+    X_missing = ampute(X, 0.2, "mcar", random_state=seed(0))
     missing = np.isnan(X_missing)
-    imputer = VAEImputer(missingness="self_masking", n_epochs=40, random_state=0).fit(X_missing)
+    imputer = VAEImputer(missingness="self_masking", n_epochs=40, random_state=seed(0))
+    imputer.fit(X_missing)
     draws = imputer.sample_imputations(X_missing, n_imputations=2, random_state=0)
     for draw in draws:  # draws of whole-number columns are whole numbers
         assert np.array_equal(draw[missing], np.round(draw[missing]))
     completed = imputer.transform(X_missing)
-    # Rounded draws of a column that is almost always 0: its imputations stay near 0 (the
-    # average of draws rounded to 0 or, rarely, 1).
-    assert np.abs(completed[missing[:, 0], 0]).max() < 0.2
+    # Rounded draws of a column that is almost always 0: its imputations are averages of
+    # draws rounded to 0 or, rarely, 1. Seeds 0-5: median 0.005-0.017 rounded, 0.042-0.127
+    # from the bare draws (a row's maximum is no guide: one seed gives a row 0.57 either way).
+    check(
+        "median imputation of a column that is 0 in 98% of rows",
+        np.median(np.abs(completed[missing[:, 0], 0])), "<", 0.03,
+    )  # fmt: skip
