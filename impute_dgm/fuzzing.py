@@ -441,6 +441,9 @@ def _estimators() -> dict[str, Callable[[Case], None]]:
 
     return {
         "VAEImputer": _impute(_tiny_vae(VAEImputer)),
+        "VAEImputer (self-masking)": _impute(
+            _tiny_vae(functools.partial(VAEImputer, missingness="self_masking"))
+        ),
         "VAEEmbedder": _embed(_tiny_vae(VAEEmbedder)),
         "FlowDensityEstimator": _score(tiny_flow),
         "VAEClassifier": _classify(_tiny_vae(VAEClassifier)),
@@ -451,6 +454,7 @@ def _estimators() -> dict[str, Callable[[Case], None]]:
 #: The estimators :func:`run_case` knows, each with tiny settings (one epoch).
 ESTIMATORS = (
     "VAEImputer",
+    "VAEImputer (self-masking)",
     "VAEEmbedder",
     "FlowDensityEstimator",
     "VAEClassifier",
