@@ -21,6 +21,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import hypothesis
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import seed as hypothesis_seed
 
@@ -111,7 +112,8 @@ def main(argv: list[str] | None = None) -> dict:
         "settings": {"examples_per_estimator": n_examples, **vars(args)},
         "results": results,
         "failures": sum(r["outcomes"].get(kind, 0) for r in results.values() for kind in FAILURES),
-        "environment": environment(),
+        # The inputs drawn from a seed depend on the hypothesis version.
+        "environment": {**environment(), "hypothesis": hypothesis.__version__},
     }
     path = write_json(args.output, payload, Path(args.results_dir))
     print(f"wrote {path}")
