@@ -54,11 +54,17 @@ class HiddenCellError:
         observed = mask > 0
         draw = torch.rand(x.shape, generator=self.generator, device=self.generator.device)
         self.hidden = (draw.to(x.device) < HIDDEN_FRACTION) & observed
-        count = observed.sum(0).clamp(min=1)
-        mean = (x * observed).sum(0) / count
-        variance = (((x - mean) * observed) ** 2).sum(0) / count
+        # In float64: a column constant among the held-out rows then has a spread of exactly
+        # 0. In float32 its mean can miss the value by an ulp, leaving a spread near 1e-15 that
+        # divided the column's errors into the 1e11s (digits: pixels that are 0 in every
+        # held-out row), so that no epoch ever beat the first and early stopping kept it.
+        observed64 = observed.to(torch.float64)
+        x64 = x.to(torch.float64)
+        count = observed64.sum(0).clamp(min=1)
+        mean = (x64 * observed64).sum(0) / count
+        variance = (((x64 - mean) * observed64) ** 2).sum(0) / count
         # A constant column has no spread to compare with: count its raw squared error.
-        self.variance = torch.where(variance > 0, variance, torch.ones_like(variance))
+        self.variance = torch.where(variance > 0, variance, torch.ones_like(variance)).to(x.dtype)
 
     def __call__(self, data) -> float:
         """The error on held-out ``(x, mask)`` (the same rows on every call)."""

@@ -94,6 +94,27 @@ def test_hidden_cell_error_by_hand():
     assert perfect((x, mask)) == 0.0
 
 
+def test_hidden_cell_error_of_a_column_constant_in_the_held_out_rows_is_its_raw_error():
+    """Found on digits (pixels 0 in every held-out row): in float32 the mean of 60 copies of
+    -1.999 misses it by an ulp, a spread of 6e-14 divided that column's errors into the 1e13s,
+    and early stopping kept the first epoch's weights."""
+    value = -1.999
+    x = torch.full((60, 2), value, dtype=torch.float32)
+    x[:, 1] = torch.linspace(-1.0, 1.0, 60)
+    mask = torch.ones_like(x)
+    signal = HiddenCellError(
+        lambda inputs, kept: torch.zeros_like(inputs),
+        torch.tensor([False, False]),
+        torch.Generator().manual_seed(0),
+    )
+    signal((x, mask))
+    hidden_constant = signal.hidden[:, 0]
+    assert hidden_constant.any()
+    assert signal.variance[0] == 1.0  # no spread: the raw squared error counts
+    per_cell = torch.stack([x[:, 0] ** 2, x[:, 1] ** 2 / x[:, 1].var(unbiased=False)], 1)
+    assert signal((x, mask)) == pytest.approx(per_cell[signal.hidden].mean().item(), rel=1e-5)
+
+
 def test_imputer_early_stopping_watches_hidden_cell_error():
     """On a table with structure, the signal falls as the model learns it, and the fit keeps
     the weights of its best epoch."""
