@@ -122,8 +122,8 @@ def test_fuzz_benchmark_counts_outcomes_for_every_estimator(tmp_path, monkeypatc
     run_script("fuzz.py", ["--quick", "--results-dir", str(tmp_path)], monkeypatch)
     payload = json.loads((tmp_path / "fuzz.json").read_text())
     assert set(payload["results"]) == {
-        "VAEImputer", "VAEImputer (self-masking)", "VAEEmbedder", "FlowDensityEstimator",
-        "VAEClassifier", "EmbedThenClassify",
+        "VAEImputer", "VAEImputer (self-masking)", "VAEImputer (early stopping)", "VAEEmbedder",
+        "FlowDensityEstimator", "VAEClassifier", "EmbedThenClassify",
     }  # fmt: skip
     for record in payload["results"].values():
         assert record["examples"] == 20 == sum(record["outcomes"].values())
