@@ -344,7 +344,7 @@ class DiscretizedNormal(Distribution):
         #   + width (R c_{R+1} + R c_{-R} - sum_{j=-R+1}^{R} c_j): 2R + 2 CDFs, one at a time
         # (memory stays that of loc: importance samples x rows x columns).
         radius = self.MEAN_HALF_WINDOW
-        nearest = self.offset + torch.round((self.loc - self.offset) / self.width) * self.width
+        nearest = self.nearest_grid_point(self.loc)
         start = (nearest - self.loc) / self.scale
         step = self.width / self.scale
         lowest = torch.special.ndtr(start + (-radius - 0.5) * step)
@@ -367,9 +367,12 @@ class DiscretizedNormal(Distribution):
         difference = (log_lower - log_upper).clamp(max=-1e-12)
         return log_upper + torch.log(-torch.expm1(difference))
 
+    def nearest_grid_point(self, values: torch.Tensor) -> torch.Tensor:
+        """The grid point nearest each value."""
+        return self.offset + torch.round((values - self.offset) / self.width) * self.width
+
     def sample(self, sample_shape: torch.Size = _NO_SHAPE) -> torch.Tensor:
-        draws = self.normal.sample(sample_shape)
-        return self.offset + torch.round((draws - self.offset) / self.width) * self.width
+        return self.nearest_grid_point(self.normal.sample(sample_shape))
 
 
 class DiscretizedGaussianLikelihood(GaussianLikelihood):
@@ -421,8 +424,7 @@ class DiscretizedGaussianLikelihood(GaussianLikelihood):
         ``loc``, which the likelihood leaves anywhere within its cell once the scale is below
         the grid width (a pixel column that is 0 in 99% of rows imputed near 0.45, seven of
         its standard deviations)."""
-        offset, width = distribution.offset, distribution.width
-        return offset + torch.round((draws - offset) / width) * width
+        return distribution.nearest_grid_point(draws)
 
     def check_data(self, X: np.ndarray) -> None:
         if not getattr(self, "integers_only", True):  # files from before the attribute: True
