@@ -124,6 +124,19 @@ def test_vamp_prior_initializes_from_rows():
         VampPrior(2)()
 
 
+def test_vamp_prior_attached_to_a_moved_model_keeps_its_pseudo_inputs_there():
+    # A prior attached after the model was moved (a GPU, or float64 here: the same path) must
+    # put its pseudo-inputs where the encoder reads them, not on the CPU in float32.
+    model = DeepLatentVariableModel(3, 2, (8,), GaussianLikelihood(), StandardNormalPrior(2))
+    model = model.double()
+    prior = VampPrior(2, 4)
+    prior.attach(model)
+    assert prior.pseudo_inputs.dtype == torch.float64
+    assert prior.pseudo_inputs.device == next(model.parameters()).device
+    with torch.no_grad():
+        assert prior().sample((3,)).dtype == torch.float64
+
+
 def test_flow_prior_reuses_the_flow_building_blocks():
     prior = FlowPrior(3)
     assert isinstance(prior.flow, Flow)

@@ -116,7 +116,14 @@ class VampPrior(Prior):
         object.__setattr__(self, "_model", model)
         if self.pseudo_inputs is None:
             width = model.likelihood.encoder_width(model.n_features)
-            self.pseudo_inputs = nn.Parameter(torch.zeros(self.n_components, width))
+            # On the model's device and dtype: a prior attached to a model already moved to a
+            # GPU must not leave its pseudo-inputs on the CPU.
+            reference = next(model.parameters(), torch.zeros(()))
+            self.pseudo_inputs = nn.Parameter(
+                torch.zeros(
+                    self.n_components, width, device=reference.device, dtype=reference.dtype
+                )
+            )
 
     def initialize(self, x: torch.Tensor, mask: torch.Tensor, generator: torch.Generator) -> None:
         rows = torch.randint(
