@@ -36,8 +36,8 @@ VAE_PARAMETERS_DOC = """latent_dim : int, default=10
         under ``missingness="mar"`` (breast cancer, 20% MCAR: RMSE 0.41 against 0.45 with
         tanh), tanh with a model of the mask, which SiLU made unstable.
     likelihood : {"auto", "gaussian", "student_t", "bernoulli", "categorical", "poisson", \
-"discretized_gaussian"} or Likelihood, default="auto" (VAEImputer) or "gaussian" \
-(VAEEmbedder, VAEClassifier)
+"discretized_gaussian"} or Likelihood, default="auto" (VAEImputer, VAEClassifier) or \
+"gaussian" (VAEEmbedder)
         Observation model of every column of an array, and of the float columns of a
         DataFrame. The Gaussian's standard deviation is floored (``min_scale``) because the
         likelihood is otherwise unbounded; "categorical" models integer levels 0..n_levels-1

@@ -41,6 +41,12 @@ class VAEClassifier(ClassifierMixin, BaseVAE):
     X (NaN) are left out of the likelihood, as in MIWAE; any likelihood and prior of the VAE
     estimators can be used. ``predict_proba`` is q(y | x).
 
+    The default ``likelihood="auto"`` models whole-number columns (pixel levels, counts) as a
+    normal rounded to their grid, as :class:`VAEImputer` does. Chosen on digits splits that are
+    not the benchmark's (seeds 100 and 101; 10, 50 and 100 labels): mean test accuracy 0.836
+    against 0.807 with "gaussian" on complete pixels, 0.742 against 0.709 with 30% missing;
+    breast cancer and wine (10% labelled) were unchanged or better.
+
     Parameters
     ----------
     {alpha}{parameters}
@@ -90,7 +96,7 @@ class VAEClassifier(ClassifierMixin, BaseVAE):
         latent_dim: int = 10,
         hidden_dims: Sequence[int] = (128, 128),
         activation: str = "tanh",
-        likelihood: str | Likelihood = "gaussian",
+        likelihood: str | Likelihood = "auto",
         column_likelihoods: dict | None = None,
         handle_unknown: str = "error",
         prior: str | Prior = "standard",
