@@ -154,3 +154,23 @@ def test_m1_fits_the_embedder_on_every_row_and_the_classifier_on_labelled_rows(d
     assert m1.predict_proba(X_test).shape == (len(X_test), 10)
     with pytest.raises(ValueError, match="Every label is -1"):
         clone(m1).fit(X_train, np.full(len(X_train), -1))
+
+
+def test_m2_defaults_round_the_normal_on_whole_number_pixels(digits):
+    # likelihood="auto" by default, as in VAEImputer: pixel levels are whole numbers, so every
+    # pixel that varies gets the rounded normal; constant pixels stay Gaussian.
+    from impute_dgm.distributions import ColumnLikelihoods, DiscretizedGaussianLikelihood
+
+    X_train, _, y_train, _ = digits
+    X, y = X_train[:200], y_train[:200]
+    model = VAEClassifier(n_epochs=1, random_state=seed(0)).fit(X, y)
+    likelihood = model.schema_.likelihood_
+    assert isinstance(likelihood, ColumnLikelihoods)
+    rounded = [
+        column
+        for part, columns in zip(likelihood.parts, likelihood.columns, strict=True)
+        if isinstance(part, DiscretizedGaussianLikelihood)
+        for column in columns
+    ]
+    assert sorted(rounded) == np.flatnonzero(X.std(axis=0) > 0).tolist()
+    assert model.predict(X_train[200:210]).shape == (10,)
