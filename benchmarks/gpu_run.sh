@@ -36,6 +36,6 @@ timeout 340 $python benchmarks/scaling.py --methods VAEImputer --sizes 10000 \
   --vae-params '{"device": "cuda"}' --threads 4 --timeout 270 \
   --results-dir "$out" --output scaling_cuda_small.json 2>&1 | tee "$out/gpu_scaling_small.log"
 # The test suite with device="auto" resolving to CUDA (about 3 minutes on 14 workers).
-timeout "${TEST_SECONDS:-300}" $python -m pytest -q -n 14 -p no:cacheprovider -p no:benchmark \
+timeout "${TEST_SECONDS:-300}" $python -m pytest -q -rfE -n 14 -p no:cacheprovider -p no:benchmark \
   tests > "$out/gpu_tests.log" 2>&1
 tail -15 "$out/gpu_tests.log"
