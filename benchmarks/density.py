@@ -102,7 +102,7 @@ def with_ex_post_prior(
     refitted = copy.deepcopy(model)
     device = next(refitted.model_.parameters()).device
     rows = torch.as_tensor(model.schema_.encode(X_train), dtype=torch.float32, device=device)
-    aggregate = VampPrior(model.latent_dim, len(rows)).to(device)
+    aggregate = VampPrior(model.latent_dim, len(rows))  # attach() puts it on the device
     aggregate.attach(refitted.model_)
     torch.manual_seed(seed)
     with torch.no_grad():
