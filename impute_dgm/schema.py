@@ -204,6 +204,8 @@ class TableSchema:
         self.location_ = np.zeros(len(self.columns_))
         self.scale_ = np.ones(len(self.columns_))
         self.scaler_ = None
+        column_lowest = np.zeros(len(self.columns_))
+        column_highest = np.zeros(len(self.columns_))
         if self.standardized_.size:
             # In row chunks: the NaN-aware mean and variance (and the column slice) would
             # otherwise make several temporary copies of the whole table.
@@ -224,9 +226,14 @@ class TableSchema:
             self.scaler_.mean_[constant] = highest[constant]
             self.location_[self.standardized_] = self.scaler_.mean_
             self.scale_[self.standardized_] = self.scaler_.scale_
+            column_lowest[self.standardized_] = lowest
+            column_highest[self.standardized_] = highest
         for likelihood, columns in fitted_blocks:
             if isinstance(likelihood, DiscretizedGaussianLikelihood):
-                likelihood.set_grid(self.location_[columns], self.scale_[columns])
+                likelihood.set_grid(
+                    self.location_[columns], self.scale_[columns],
+                    column_lowest[columns], column_highest[columns],
+                )  # fmt: skip
         if len(fitted_blocks) == 1 and fitted_blocks[0][1] == list(range(len(self.columns_))):
             self.likelihood_ = fitted_blocks[0][0]
         else:

@@ -124,6 +124,74 @@ def test_discretized_normal_mean_is_the_mean_of_its_grid_points():
     assert distribution.mean[3] == loc[3]  # a wide normal: rounding leaves the mean
 
 
+def censored_normal(loc, scale):
+    """A normal rounded to the integers 0..4, its tails on 0 and 4."""
+    from impute_dgm.distributions.likelihoods import DiscretizedNormal
+
+    zero, one, four = torch.tensor(0.0), torch.tensor(1.0), torch.tensor(4.0)
+    return DiscretizedNormal(loc, scale, zero, one, zero, four)
+
+
+def test_censored_discretized_normal_puts_the_tails_on_its_end_points():
+    loc = torch.cat([torch.linspace(-3.0, 7.0, 41), torch.tensor([0.2, 3.9, -40.0, 40.0])])
+    scale = torch.cat([torch.linspace(0.05, 4.0, 41), torch.tensor([0.01, 0.02, 1.0, 1.0])])
+    distribution = censored_normal(loc, scale)
+    masses = distribution.log_prob(torch.arange(5.0).unsqueeze(1)).exp()
+    assert torch.allclose(masses.sum(0), torch.ones(len(loc)), atol=1e-6)
+    normal = torch.distributions.Normal(loc.double(), scale.double())
+    edges = torch.tensor([0.5, 1.5, 2.5, 3.5], dtype=torch.float64).unsqueeze(1)
+    cdf = normal.cdf(edges)
+    expected = torch.cat([cdf[:1], cdf[1:] - cdf[:-1], 1 - cdf[-1:]])
+    assert torch.allclose(masses.double(), expected, atol=1e-6)
+    # Values beyond the bounds are scored as the bounds; a one-level column has mass 1.
+    assert torch.equal(
+        distribution.log_prob(torch.tensor(-3.0)), distribution.log_prob(torch.zeros(1))
+    )
+    assert torch.equal(
+        distribution.log_prob(torch.tensor(9.0)), distribution.log_prob(torch.tensor(4.0))
+    )
+    from impute_dgm.distributions.likelihoods import DiscretizedNormal
+
+    zero, one = torch.tensor(0.0), torch.tensor(1.0)
+    single = DiscretizedNormal(torch.tensor([-2.0, 5.0]), torch.ones(2), zero, one, zero, zero)
+    assert torch.equal(single.log_prob(torch.zeros(2)), torch.zeros(2))
+    # Gradients in loc and scale against finite differences, at both bounds and inside.
+    values = torch.tensor([0.0, 0.0, 2.0, 4.0, 4.0], dtype=torch.float64)
+
+    def log_prob(loc, scale):
+        return censored_normal(loc, scale).log_prob(values)
+
+    loc = torch.tensor([0.7, -0.4, 2.3, 4.6, 3.1], dtype=torch.float64, requires_grad=True)
+    scale = torch.tensor([0.3, 0.8, 0.6, 0.4, 1.5], dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(log_prob, (loc, scale))
+
+
+def test_censored_discretized_normal_mean_and_draws_stay_in_range():
+    """The mean is that of clip(round(X), 0, 4), narrow or wide, and draws stay in range."""
+    loc = torch.tensor([-1.0, 0.3, 2.0, 5.0, 0.2, 3.0, 4.4, -0.3])
+    scale = torch.tensor([0.3, 0.2, 3.0, 1.5, 0.05, 10.0, 0.9, 1.1])
+    distribution = censored_normal(loc, scale)
+    torch.manual_seed(0)
+    draws = distribution.sample((400_000,))
+    assert draws.min() == 0 and draws.max() == 4
+    assert torch.equal(draws, draws.round())
+    standard_error = draws.std(0) / 400_000**0.5
+    # Where the scale exceeds the grid width the mean is the censored normal's: within 0.02.
+    assert (distribution.mean - draws.mean(0)).abs().le(5 * standard_error + 0.02).all()
+    narrow = scale <= 1
+    assert (
+        (distribution.mean - draws.mean(0))[narrow]
+        .abs()
+        .le(5 * standard_error[narrow] + 1e-4)
+        .all()
+    )
+    # The uncensored distribution's mean goes below 0 where loc does.
+    from impute_dgm.distributions.likelihoods import DiscretizedNormal
+
+    free = DiscretizedNormal(loc, scale, torch.tensor(0.0), torch.tensor(1.0))
+    assert free.mean[0] < -0.5 and distribution.mean[0] > 0
+
+
 @pytest.mark.parametrize("dtype, tolerance", [(torch.float32, 5e-7), (torch.float64, 1e-12)])
 def test_fast_log_ndtr_agrees_with_torch_from_the_far_tail_to_the_upper_half(dtype, tolerance):
     from impute_dgm.distributions._special import log_ndtr

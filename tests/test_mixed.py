@@ -255,6 +255,26 @@ def test_draws_of_whole_number_float_columns_are_whole_numbers():
         assert not np.array_equal(draw[missing[:, 1], 1], np.round(draw[missing[:, 1], 1]))
 
 
+@pytest.mark.parametrize("missingness", ["mar", "self_masking"])
+def test_whole_number_imputations_and_draws_stay_in_the_range_seen(missingness):
+    # A count piled up at 0 (as dark pixels, or counts of rare events): the rounded normal is
+    # censored at 0 and at the largest count, so neither means nor draws leave [0, 6].
+    rng = np.random.default_rng(0)
+    count = np.where(rng.random(300) < 0.7, 0, rng.integers(1, 7, size=300)).astype(float)
+    X = np.column_stack([count, count + rng.normal(size=300)])
+    X[rng.random((300, 2)) < 0.3] = np.nan
+    X[np.isnan(X).all(axis=1), 1] = 0.0
+    settings = {"n_epochs": 5, "hidden_dims": (8,), "missingness": missingness}
+    imputer = VAEImputer(random_state=0, **settings).fit(X)
+    missing = np.isnan(X[:, 0])
+    imputed = imputer.transform(X)[missing, 0]
+    assert imputed.min() >= 0 and imputed.max() <= 6
+    for draw in imputer.sample_imputations(X, n_imputations=3, random_state=0):
+        values = draw[missing, 0]
+        assert values.min() >= 0 and values.max() <= 6
+        assert np.array_equal(values, np.round(values))
+
+
 def test_rubins_rules_against_a_hand_computed_example():
     # m = 4 estimates of one coefficient and their standard errors.
     estimates = np.array([2.0, 2.4, 1.8, 2.2])

@@ -29,6 +29,7 @@ from impute_dgm._validation import check_integer_levels
 from impute_dgm.distributions._special import log_ndtr
 
 _NO_SHAPE = torch.Size()
+_EMPTY = torch.zeros(0)
 
 
 class Likelihood(nn.Module):
@@ -307,6 +308,10 @@ class DiscretizedNormal(Distribution):
     P(x) = Phi((x + width/2 - loc) / scale) - Phi((x - width/2 - loc) / scale) for grid points
     x: a probability mass, computed in the tail where it does not cancel. It models integer
     columns in standardised units: there the integers sit on a grid of width 1 / (column scale).
+    With bounds ``low`` and ``high`` (grid points) the distribution is that of
+    clip(round(X), low, high): the two end points take the normal's tails,
+    P(low) = Phi((low + width/2 - loc) / scale), and a value beyond a bound is scored as the
+    bound.
 
     Parameters
     ----------
@@ -314,17 +319,25 @@ class DiscretizedNormal(Distribution):
         Of the underlying normal.
     offset, width : tensor broadcastable to loc
         The grid.
+    low, high : tensor broadcastable to loc, optional
+        Grid points that bound the support (both or neither); unbounded without them.
     """
 
     arg_constraints = {"loc": constraints.real, "scale": constraints.positive}
     support = constraints.real
     has_rsample = False
 
-    def __init__(self, loc, scale, offset, width, validate_args=None) -> None:
+    def __init__(self, loc, scale, offset, width, low=None, high=None, validate_args=None) -> None:
         self.normal = Normal(loc, scale, validate_args=False)
         self.loc, self.scale = self.normal.loc, self.normal.scale
         self.offset, self.width = offset, width
+        self.low, self.high = low, high
         super().__init__(self.normal.batch_shape, validate_args=False)
+
+    @property
+    def censored(self) -> bool:
+        """Whether the support is bounded by ``low`` and ``high``."""
+        return self.low is not None
 
     #: Grid points either side of the one nearest ``loc`` that :attr:`mean` sums over: with
     #: a scale at most the grid width, the mass beyond them is below 1e-4.
@@ -338,11 +351,14 @@ class DiscretizedNormal(Distribution):
         wherever ``loc`` lies in its cell (the likelihood does not pin ``loc`` down there);
         ``loc`` as the mean cost the digits' integer pixels a third of their RMSE. Where the
         scale exceeds the width, rounding moves the mean by less than 1e-8 widths: ``loc``.
+        With bounds, the mean of the clipped variable (see :meth:`_censored_mean`).
         """
         # With c_j the normal's CDF at the cell edges nearest + (j - 1/2) width, j = -R..R+1,
         # sum_k (c_{k+1} - c_k)(nearest + k width) = nearest (c_{R+1} - c_{-R})
         #   + width (R c_{R+1} + R c_{-R} - sum_{j=-R+1}^{R} c_j): 2R + 2 CDFs, one at a time
         # (memory stays that of loc: importance samples x rows x columns).
+        if self.censored:
+            return self._censored_mean()
         radius = self.MEAN_HALF_WINDOW
         nearest = self.nearest_grid_point(self.loc)
         start = (nearest - self.loc) / self.scale
@@ -356,23 +372,76 @@ class DiscretizedNormal(Distribution):
         windowed = nearest + self.width * (radius * (highest + lowest) - inner) / in_window
         return torch.where(self.scale > self.width, self.loc, windowed)
 
+    def _censored_mean(self) -> torch.Tensor:
+        """E[clip(round(X), low, high)]: exact over the window of grid points near ``loc``
+        where the scale is at most the grid width; beyond, the censored normal's mean
+        a Phi(alpha) + b (1 - Phi(beta)) + loc (Phi(beta) - Phi(alpha))
+        + scale (phi(alpha) - phi(beta)), which rounding moves by a few hundredths of a grid
+        width at most."""
+        radius = self.MEAN_HALF_WINDOW
+        low, high, width = self.low, self.high, self.width
+        nearest = self.nearest_grid_point(self.loc).clamp(min=low, max=high)
+        start = torch.maximum(low, nearest - radius * width)
+        stop = torch.minimum(high, nearest + radius * width)
+        # E[clip(round(X), a, b)] = a + w sum_j P(X > a + (j - 1/2) w) over the edges in (a, b)
+        windowed = start.expand_as(self.loc).clone()
+        for j in range(1, 2 * radius + 1):
+            edge = start + (j - 0.5) * width
+            survival = torch.special.ndtr((self.loc - edge) / self.scale)
+            windowed = windowed + width * survival * (edge < stop)
+        # Wide scale: the censored normal's mean (rounding moves it by a small part of w).
+        alpha, beta = (low - self.loc) / self.scale, (high - self.loc) / self.scale
+        cdf_a, cdf_b = torch.special.ndtr(alpha), torch.special.ndtr(beta)
+        pdf_a, pdf_b = torch.exp(self.normal.log_prob(low)), torch.exp(self.normal.log_prob(high))
+        wide = (
+            low * cdf_a
+            + high * (1 - cdf_b)
+            + self.loc * (cdf_b - cdf_a)
+            + self.scale**2 * (pdf_a - pdf_b)
+        )
+        return torch.where(self.scale > self.width, wide, windowed)
+
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
-        distance = ((value - self.loc) / self.scale).abs()
+        if self.censored:  # a value beyond a bound is scored as the bound
+            value = torch.clamp(value, min=self.low, max=self.high)
+        signed = (value - self.loc) / self.scale
+        distance = signed.abs()
         half = 0.5 * self.width / self.scale
         # By symmetry the cell's mass is Phi(h - |c|) - Phi(-h - |c|): both in the lower tail,
         # where log Phi is accurate and the difference does not cancel to zero.
         upper, lower = half - distance, -half - distance
+        if self.censored:
+            # The lowest level seen in fit carries the normal's lower tail, Phi(h + c), and the
+            # highest its upper tail, Phi(h - c): that is Phi(h - |c|) where c points into the
+            # range, else Phi(h + |c|), which takes the place of the interior's second CDF
+            # (two CDFs per entry, as without bounds).
+            half_width = 0.5 * self.width
+            at_low = value <= self.low + half_width
+            at_high = value >= self.high - half_width
+            outward = (at_low & (signed > 0)) | (at_high & (signed < 0))
+            lower = torch.where(outward, half + distance, lower)
         log_upper = log_ndtr(upper)
         log_lower = log_ndtr(lower)
         difference = (log_lower - log_upper).clamp(max=-1e-12)
-        return log_upper + torch.log(-torch.expm1(difference))
+        interior = log_upper + torch.log(-torch.expm1(difference))
+        if not self.censored:
+            return interior
+        boundary = torch.where(outward, log_lower, log_upper)
+        log_prob = torch.where(at_low | at_high, boundary, interior)
+        # A column with one level: its mass is 1.
+        return torch.where(at_low & at_high, torch.zeros_like(log_prob), log_prob)
 
     def nearest_grid_point(self, values: torch.Tensor) -> torch.Tensor:
         """The grid point nearest each value."""
         return self.offset + torch.round((values - self.offset) / self.width) * self.width
 
     def sample(self, sample_shape: torch.Size = _NO_SHAPE) -> torch.Tensor:
-        return self.nearest_grid_point(self.normal.sample(sample_shape))
+        return self.nearest_level(self.normal.sample(sample_shape))
+
+    def nearest_level(self, values: torch.Tensor) -> torch.Tensor:
+        """The grid point nearest each value, within the censoring range when there is one."""
+        points = self.nearest_grid_point(values)
+        return points.clamp(min=self.low, max=self.high) if self.censored else points
 
 
 class DiscretizedGaussianLikelihood(GaussianLikelihood):
@@ -392,18 +461,43 @@ class DiscretizedGaussianLikelihood(GaussianLikelihood):
         Whether data with fractions are refused. False for float columns that
         ``likelihood="auto"`` found integral in ``fit``: a fraction at ``transform`` is then
         scored by the mass of the grid cell it falls in rather than refused.
+    censored : bool, default=True
+        Whether the lowest and highest values seen in ``fit`` take the normal's tails beyond
+        them (a censored, or Tobit, rounded normal) instead of the normal's mass going to
+        values never seen. Pixel levels, counts and rating scales pile up at their bounds: a
+        pixel column that is 0 in 90% of rows is then a normal whose centre lies below 0 for
+        dark rows, and imputations and draws stay within the range seen. Measured on the
+        imputation suite's digits table (600 rows, selection draws 5 and 6, not the benchmark's):
+        RMSE 0.623 against 0.680 at MCAR 20%, 0.741 against 0.770 at MCAR 50%, 0.768 against
+        0.800 under MAR.
     """
 
-    def __init__(self, min_scale: float = 0.01, integers_only: bool = True) -> None:
+    def __init__(
+        self, min_scale: float = 0.01, integers_only: bool = True, censored: bool = True
+    ) -> None:
         super().__init__(min_scale)
         self.integers_only = integers_only
+        self.censored = censored
         self.register_buffer("grid_offset", torch.zeros(0))
         self.register_buffer("grid_width", torch.ones(0))
+        self.register_buffer("grid_low", torch.zeros(0))
+        self.register_buffer("grid_high", torch.zeros(0))
 
-    def set_grid(self, location: np.ndarray, scale: np.ndarray) -> DiscretizedGaussianLikelihood:
-        """Place the integers of columns with these ``location`` and ``scale`` on the grid."""
+    def set_grid(
+        self,
+        location: np.ndarray,
+        scale: np.ndarray,
+        lowest: np.ndarray | None = None,
+        highest: np.ndarray | None = None,
+    ) -> DiscretizedGaussianLikelihood:
+        """Place the integers of columns with these ``location`` and ``scale`` on the grid and,
+        when ``censored``, bound it by the columns' ``lowest`` and ``highest`` values (original
+        units, as seen in ``fit``)."""
         self.grid_offset = torch.as_tensor(-location / scale, dtype=torch.float32)
         self.grid_width = torch.as_tensor(1.0 / scale, dtype=torch.float32)
+        if getattr(self, "censored", False) and lowest is not None and highest is not None:
+            self.grid_low = torch.as_tensor((lowest - location) / scale, dtype=torch.float32)
+            self.grid_high = torch.as_tensor((highest - location) / scale, dtype=torch.float32)
         return self
 
     def forward(self, params: torch.Tensor) -> Distribution:
@@ -413,6 +507,12 @@ class DiscretizedGaussianLikelihood(GaussianLikelihood):
             softplus(raw_scale) + self.min_scale,
             self.grid_offset.to(loc.dtype),
             self.grid_width.to(loc.dtype),
+            # Models saved before the bounds existed have no grid_low: uncensored, as fitted.
+            *(
+                (self.grid_low.to(loc.dtype), self.grid_high.to(loc.dtype))
+                if getattr(self, "grid_low", _EMPTY).numel()
+                else ()
+            ),
         )
 
     generates_whole_numbers = True
@@ -424,7 +524,7 @@ class DiscretizedGaussianLikelihood(GaussianLikelihood):
         ``loc``, which the likelihood leaves anywhere within its cell once the scale is below
         the grid width (a pixel column that is 0 in 99% of rows imputed near 0.45, seven of
         its standard deviations)."""
-        return distribution.nearest_grid_point(draws)
+        return distribution.nearest_level(draws)
 
     def check_data(self, X: np.ndarray) -> None:
         if not getattr(self, "integers_only", True):  # files from before the attribute: True

@@ -44,7 +44,9 @@ VAE_PARAMETERS_DOC = """latent_dim : int, default=10
         (e.g. pixel intensities). "auto" chooses per column: "discretized_gaussian" (lenient
         about fractions at ``transform``) where every observed value is a whole number and the
         column is not constant, "gaussian" elsewhere and under a model of the mask. Imputations
-        of such columns are conditional means, not rounded (arrays stay floats).
+        of such columns are conditional means, not rounded (arrays stay floats). The rounded
+        normal is censored at the lowest and highest values seen in ``fit`` (its tails are
+        the mass of the end points), so imputations and draws stay within that range.
     column_likelihoods : dict or None, default=None
         Per-column observation models, keyed by column name (DataFrames) or position (arrays),
         with the names above or ``Likelihood`` objects. Columns not named get one from their
