@@ -353,12 +353,12 @@ class DiscretizedNormal(Distribution):
         scale exceeds the width, rounding moves the mean by less than 1e-8 widths: ``loc``.
         With bounds, the mean of the clipped variable (see :meth:`_censored_mean`).
         """
+        if self.censored:
+            return self._censored_mean()
         # With c_j the normal's CDF at the cell edges nearest + (j - 1/2) width, j = -R..R+1,
         # sum_k (c_{k+1} - c_k)(nearest + k width) = nearest (c_{R+1} - c_{-R})
         #   + width (R c_{R+1} + R c_{-R} - sum_{j=-R+1}^{R} c_j): 2R + 2 CDFs, one at a time
         # (memory stays that of loc: importance samples x rows x columns).
-        if self.censored:
-            return self._censored_mean()
         radius = self.MEAN_HALF_WINDOW
         nearest = self.nearest_grid_point(self.loc)
         start = (nearest - self.loc) / self.scale
