@@ -399,10 +399,16 @@ class BaseVAE(BaseTorchEstimator):
 
     # --- evaluation --------------------------------------------------------------------
     def _evaluate_rows(
-        self, X: np.ndarray, compute, n_samples: int | None = None, rows: np.ndarray | None = None
+        self,
+        X: np.ndarray,
+        compute,
+        n_samples: int | None = None,
+        rows: np.ndarray | None = None,
+        copies: int = 1,
     ) -> list:
         """Run ``compute(model, x, mask, noise)`` over row chunks of model-unit ``X`` (only
-        ``rows`` of it, when given) with shared noise draws.
+        ``rows`` of it, when given) with shared noise draws; ``compute`` that evaluates each
+        row ``copies`` times (once per class, say) gets chunks that many times smaller.
 
         The same standard-normal draws serve every row (common random numbers), so a row's
         result does not depend on which other rows share its batch, and repeated calls agree.
@@ -416,7 +422,7 @@ class BaseVAE(BaseTorchEstimator):
             n_samples, 1, noise_dim, generator=self._eval_generator(device), device=device
         ).to(dtype)
         width = max(model.likelihood.decoder_width(self.n_features_in_), *self.hidden_dims, 1)
-        rows_per_chunk = max(1, chunk_elements(device) // (n_samples * width))
+        rows_per_chunk = max(1, chunk_elements(device) // (n_samples * width * copies))
         rows = np.arange(X.shape[0]) if rows is None else rows
         results = []
         with torch.no_grad():
