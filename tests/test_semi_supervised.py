@@ -231,3 +231,41 @@ def test_m2_generative_posterior_integrates_out_missing_pixels(digits):
     inference = model.set_params(label_posterior="inference").score(X_test_holes, y_test)
     check("M2 Bayes-rule accuracy, 30% missing", generative, ">", 0.62)
     check("Bayes-rule minus classifier-network accuracy", generative - inference, ">", 0.08)
+
+
+def test_m2_classifier_mask_dropout_hides_observed_entries_from_the_network(digits):
+    # The classification term's labelled rows reach the network with about that share of
+    # their (all observed) pixels masked; the generative bound and 0.0 (the default) see all.
+    X_train, _, y_train, _ = digits
+    X, y = X_train[:300], hide_labels(y_train, 50)[:300]
+    seen = []
+
+    def recorded(fitted_model):
+        label_posterior = fitted_model.label_posterior
+
+        def spy(x, mask):
+            seen.append(float(mask.mean()))
+            return label_posterior(x, mask)
+
+        return spy
+
+    for dropout in (0.0, 0.3):
+        seen.clear()
+        model = m2(n_epochs=2, classifier_mask_dropout=dropout)
+        original = model._build_model
+
+        def build(original=original):
+            built = original()
+            built.label_posterior = recorded(built)
+            return built
+
+        model._build_model = build
+        model.fit(X, y)
+        # Every step calls the network twice: on the batch's unlabelled rows inside the bound
+        # (all pixels observed) and on the classification term's labelled rows.
+        full = [fraction for fraction in seen if fraction == 1.0]
+        masked = [fraction for fraction in seen if fraction != 1.0]
+        assert len(full) == len(masked) if dropout else len(masked) == 0
+        assert all(abs(fraction - (1 - dropout)) < 0.05 for fraction in masked)
+    with pytest.raises(ValueError, match="classifier_mask_dropout"):
+        m2(classifier_mask_dropout=1.0).fit(X, y)
