@@ -48,9 +48,10 @@ _ALPHA_DOC = """alpha : float, default=50.0
         Share of the observed entries hidden from the classifier network (as if missing:
         zero-filled, mask 0), drawn afresh for every labelled row at every step of the
         classification term; the generative bound always sees every observed entry. A
-        regulariser for few labels that also trains the network on rows with gaps. Measured
-        on digits splits that are not the benchmark's: see the README's semi-supervised
-        section.
+        regulariser for few labels that also trains the network on rows with gaps. At 0.2, on
+        splits that are not the benchmark's: digits (seeds 100-103, 10 / 50 / 100 labels)
+        +2.5 / +0.6 / +0.9 points complete and +0.4 / +0.1 / +0.5 with 30% missing; wine
+        (10% labelled) -0.8 / -1.9: off by default.
     """
 
 
