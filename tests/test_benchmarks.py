@@ -150,6 +150,7 @@ def test_semi_supervised_benchmark_writes_every_cell(tmp_path, monkeypatch):
             "SelfTraining(SVC)",
             "LogReg (labelled only)",
             "PCA + LogReg",
+            "pooled: impute-then-spread x M2 (SemiSupervisedEnsemble)",
         } | (recipe if condition == "30% missing" else set())
         for cells in methods.values():
             assert set(cells) == {"10", "50"}
@@ -160,6 +161,7 @@ def test_semi_supervised_benchmark_writes_every_cell(tmp_path, monkeypatch):
     assert set(payload["tables"]) == {"breast cancer", "wine"}
     for conditions in payload["tables"].values():
         assert "M2 (VAEClassifier defaults)" in conditions["complete"]
+        assert "pooled: impute-then-spread x M2 (SemiSupervisedEnsemble)" in conditions["complete"]
         missing = conditions["30% missing"]
         assert "impute-then-spread (VAEImputer + LabelSpreading)" in missing
         assert all(0.0 <= cell["mean"] <= 1.0 for cell in missing.values())
@@ -432,6 +434,20 @@ def test_semi_supervised_update_replaces_only_the_rerun_methods(tmp_path, monkey
     assert with_recipe["results"]["complete"] == base["results"]["complete"]
     assert recipe in with_recipe["results"]["30% missing"]
     assert recipe in with_recipe["tables"]["wine"]["30% missing"]
+    # One digits condition, no tables: the same splits (label spreading's figures agree with
+    # the run of both), everything else kept from the file it updates.
+    run_script(
+        "semi_supervised.py",
+        [*common, "--methods", spreading, "--update", str(tmp_path / "updated.json"),
+         "--digits-conditions", "30% missing", "--skip-tables", "--output", "part.json"],
+        monkeypatch,
+    )  # fmt: skip
+    part = json.loads((tmp_path / "part.json").read_text())
+    assert part["results"]["complete"] == with_recipe["results"]["complete"]
+    for n_labels, cell in part["results"]["30% missing"][spreading].items():
+        earlier = with_recipe["results"]["30% missing"][spreading][n_labels]
+        assert cell["accuracy"] == earlier["accuracy"]
+    assert part["tables"] == with_recipe["tables"]
 
 
 def test_coverage_data_do_not_depend_on_the_machines_linear_algebra(monkeypatch):
