@@ -97,33 +97,25 @@ class LabelledLatentVariableModel(nn.Module):
             hidden_dims,
             activation,
         )
-        # The label (and a) enter the encoder as extra, always observed, input columns.
-        self.encoder = GaussianEncoder(
-            n_features + n_classes + auxiliary_dim,
-            latent_dim,
-            hidden_dims,
-            mask_input,
-            n_inputs=width + n_classes + auxiliary_dim,
-            activation=activation,
-        )
+
+        def gaussian_network(extra_inputs: int, out_features: int) -> GaussianEncoder:
+            """A diagonal Gaussian from the row's view and mask and ``extra_inputs`` further,
+            always observed, input columns (a label, a draw of z or a)."""
+            return GaussianEncoder(
+                n_features + extra_inputs, out_features, hidden_dims, mask_input,
+                n_inputs=width + extra_inputs, activation=activation,
+            )  # fmt: skip
+
+        # q(z | x, y, a, m): the label (and a) enter as extra input columns.
+        self.encoder = gaussian_network(n_classes + auxiliary_dim, latent_dim)
         self.decoder = MLP(
             latent_dim + n_classes, likelihood.decoder_width(n_features), hidden_dims, activation
         )
         networks = [self.classifier, self.encoder, self.decoder]
         if auxiliary_dim:
-            # q(a | x, m) and p(a | x, y, z): diagonal Gaussians from the same kind of network.
-            self.auxiliary_encoder = GaussianEncoder(
-                n_features, auxiliary_dim, hidden_dims, mask_input, n_inputs=width,
-                activation=activation,
-            )  # fmt: skip
-            self.auxiliary_decoder = GaussianEncoder(
-                n_features + n_classes + latent_dim,
-                auxiliary_dim,
-                hidden_dims,
-                mask_input,
-                n_inputs=width + n_classes + latent_dim,
-                activation=activation,
-            )
+            # q(a | x, m) and p(a | x, y, z).
+            self.auxiliary_encoder = gaussian_network(0, auxiliary_dim)
+            self.auxiliary_decoder = gaussian_network(n_classes + latent_dim, auxiliary_dim)
             networks += [self.auxiliary_encoder, self.auxiliary_decoder]
         # M2 starts from PyTorch's default (smaller) weights rather than MLP's Glorot ones: with
         # a near-constant code at first, the decoder learns to explain the digits through y
