@@ -38,6 +38,12 @@ _ALLOWED_FUNCTIONS = {
     ("pyarrow.lib", "py_buffer"),
     ("pyarrow.lib", "type_for_alias"),
     ("collections", "OrderedDict"),
+    # The trees and distance metrics of a fitted nearest-neighbour search (label spreading's
+    # knn kernel, KNNImputer): ``newObj(cls)`` is ``cls.__new__(cls)``, and ``cls`` itself must
+    # pass this list (the classes below).
+    ("sklearn.neighbors._kd_tree", "newObj"),
+    ("sklearn.neighbors._ball_tree", "newObj"),
+    ("sklearn.metrics._dist_metrics", "newObj"),
     ("pandas", "NA"),
     ("pandas._libs.missing", "NA"),
 }
@@ -47,6 +53,12 @@ _NUMPY_CLASSES = {
     "ndarray", "dtype", "RandomState", "Generator", "MT19937", "PCG64", "PCG64DXSM", "Philox",
     "SFC64",
 }  # fmt: skip
+_NEIGHBOUR_CLASSES = {
+    ("sklearn.neighbors._kd_tree", "KDTree"),
+    ("sklearn.neighbors._kd_tree", "KDTree64"),
+    ("sklearn.neighbors._ball_tree", "BallTree"),
+    ("sklearn.neighbors._ball_tree", "BallTree64"),
+}
 # pandas modules whose classes are arrays, dtypes and indexes (no readers, no stores).
 _PANDAS_MODULES = (
     "pandas.core.arrays",
@@ -90,7 +102,10 @@ def resolve(module: str, name: str):
         allowed = isinstance(candidate, type) and candidate.__module__.startswith("impute_dgm")
     elif _within(module, "sklearn"):
         candidate = _load(module, name)
-        allowed = isinstance(candidate, type) and issubclass(candidate, BaseEstimator)
+        allowed = isinstance(candidate, type) and (
+            issubclass(candidate, BaseEstimator) or (module, name) in _NEIGHBOUR_CLASSES
+            or (module == "sklearn.metrics._dist_metrics" and name.endswith("Distance64"))
+        )  # fmt: skip
     elif _within(module, "torch.nn.modules"):
         candidate = _load(module, name)
         allowed = isinstance(candidate, type) and issubclass(candidate, torch.nn.Module)
