@@ -123,3 +123,22 @@ def test_a_member_without_an_answer_for_a_row_has_no_say_on_it(iris):
     by_hand = np.maximum(m2[0], 1e-6) ** 0.5
     assert np.allclose(probabilities[0], by_hand / by_hand.sum())
     assert (np.argmax(probabilities[1:], axis=1) == 0).all()
+
+
+def test_save_and_load_keep_the_pooled_probabilities(iris, tmp_path):
+    # Label spreading's knn kernel keeps a fitted nearest-neighbour search (a KD-tree and its
+    # distance metric): safe loading must rebuild those too.
+    from sklearn.pipeline import make_pipeline
+
+    from impute_dgm.persistence import load_estimator, save_estimator
+
+    X, _, y_partial = iris
+    spread = make_pipeline(
+        VAEImputer(hidden_dims=(8,), n_epochs=2, random_state=0),
+        LabelSpreading(kernel="knn", n_neighbors=7),
+    )
+    pooled = SemiSupervisedEnsemble([("spread", spread), ("m2", small_m2())]).fit(X, y_partial)
+    save_estimator(pooled, tmp_path / "pooled")
+    loaded = load_estimator(tmp_path / "pooled")
+    assert np.array_equal(loaded.predict_proba(X), pooled.predict_proba(X))
+    assert list(loaded.named_estimators_) == ["spread", "m2"]

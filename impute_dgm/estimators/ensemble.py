@@ -71,8 +71,10 @@ class SemiSupervisedEnsemble(MetaEstimatorMixin, ClassifierMixin, BaseEstimator)
     ----------
     estimators_ : list of estimators
         The fitted clones, in the order of ``estimators``.
+    estimator_names_ : list of str
+        Their names.
     named_estimators_ : Bunch
-        The same, by name.
+        The fitted members by name.
     classes_ : ndarray
         Labels seen on labelled rows, sorted.
     n_features_in_ : int
@@ -181,7 +183,7 @@ class SemiSupervisedEnsemble(MetaEstimatorMixin, ClassifierMixin, BaseEstimator)
         for name, fitted in zip(names, self.estimators_, strict=True):
             if not np.array_equal(np.asarray(fitted.classes_), np.arange(len(encoder.classes_))):
                 raise ValueError(f"Member {name!r} learned classes {fitted.classes_!r}.")
-        self.named_estimators_ = Bunch(**dict(zip(names, self.estimators_, strict=True)))
+        self.estimator_names_ = names
         self.weights_ = weights
         self.classes_ = encoder.classes_
         first = self.estimators_[0]
@@ -189,6 +191,11 @@ class SemiSupervisedEnsemble(MetaEstimatorMixin, ClassifierMixin, BaseEstimator)
         if hasattr(first, "feature_names_in_"):
             self.feature_names_in_ = first.feature_names_in_
         return self
+
+    @property
+    def named_estimators_(self) -> Bunch:
+        """The fitted members by name (built on access: a model file keeps plain lists)."""
+        return Bunch(**dict(zip(self.estimator_names_, self.estimators_, strict=True)))
 
     def predict_proba(self, X) -> np.ndarray:
         """The members' probabilities, pooled: prod_i p_i ** w_i, renormalised.
