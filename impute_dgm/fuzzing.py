@@ -426,6 +426,7 @@ def _estimators() -> dict[str, Callable[[Case], None]]:
     from impute_dgm import (
         EmbedThenClassify,
         FlowDensityEstimator,
+        SemiSupervisedEnsemble,
         VAEClassifier,
         VAEEmbedder,
         VAEImputer,
@@ -438,6 +439,14 @@ def _estimators() -> dict[str, Callable[[Case], None]]:
 
     def tiny_m1():
         return EmbedThenClassify(embedder=_tiny_vae(VAEEmbedder)())
+
+    def tiny_pool():
+        from impute_dgm.estimators.ensemble import impute_then_spread
+
+        spread = impute_then_spread(_tiny_vae(VAEImputer)())
+        return SemiSupervisedEnsemble(
+            [("spread", spread), ("m2", _tiny_vae(VAEClassifier)())], weights=[0.7, 0.3]
+        )
 
     return {
         "VAEImputer": _impute(_tiny_vae(VAEImputer)),
@@ -452,6 +461,7 @@ def _estimators() -> dict[str, Callable[[Case], None]]:
         "FlowDensityEstimator": _score(tiny_flow),
         "VAEClassifier": _classify(_tiny_vae(VAEClassifier)),
         "EmbedThenClassify": _classify(tiny_m1),
+        "SemiSupervisedEnsemble": _classify(tiny_pool),
     }
 
 
@@ -464,6 +474,7 @@ ESTIMATORS = (
     "FlowDensityEstimator",
     "VAEClassifier",
     "EmbedThenClassify",
+    "SemiSupervisedEnsemble",
 )
 
 

@@ -52,6 +52,9 @@ _ALLOWED_BUILTINS = {"set", "frozenset", "slice", "complex", "bytearray", "objec
 _NUMPY_CLASSES = {
     "ndarray", "dtype", "RandomState", "Generator", "MT19937", "PCG64", "PCG64DXSM", "Philox",
     "SFC64",
+    # Scalar types, as estimators' ``dtype`` parameters hold them (OneHotEncoder's float64).
+    "float64", "float32", "float16", "int64", "int32", "int16", "int8", "uint64", "uint32",
+    "uint16", "uint8", "bool", "bool_", "complex128", "complex64",
 }  # fmt: skip
 _NEIGHBOUR_CLASSES = {
     ("sklearn.neighbors._kd_tree", "KDTree"),

@@ -17,6 +17,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.semi_supervised import LabelSpreading
 
 from impute_dgm import EmbedThenClassify, VAEEmbedder, VAEImputer
+from impute_dgm.estimators._encoding import CategoriesOneHot
 
 
 def make_impute_classify_pipeline(classifier: Any = None, **imputer_params: Any) -> Pipeline:
@@ -101,8 +102,10 @@ def make_semi_supervised_impute_spread(classifier: Any = None, **imputer_params:
     Returns
     -------
     Pipeline
-        Steps ``vaeimputer`` and the classifier's lower-cased class name.
+        Steps ``vaeimputer``, ``categoriesonehot`` (category columns of a completed mixed
+        table one-hot; numbers pass through) and the classifier's lower-cased class name.
     """
     if classifier is None:
         classifier = LabelSpreading(kernel="knn", n_neighbors=7, max_iter=100)
-    return make_pipeline(VAEImputer(**imputer_params), classifier)
+    # Completed category columns (mixed tables) become one-hot numbers for the classifier.
+    return make_pipeline(VAEImputer(**imputer_params), CategoriesOneHot(), classifier)

@@ -142,3 +142,41 @@ def test_save_and_load_keep_the_pooled_probabilities(iris, tmp_path):
     loaded = load_estimator(tmp_path / "pooled")
     assert np.array_equal(loaded.predict_proba(X), pooled.predict_proba(X))
     assert list(loaded.named_estimators_) == ["spread", "m2"]
+
+
+def test_categories_of_a_completed_table_reach_the_graph_one_hot(tmp_path):
+    # A mixed table: VAEImputer keeps a category column as categories; label spreading needs
+    # numbers. Found by fuzzing ("could not convert string to float" from inside scikit-learn).
+    import pandas as pd
+
+    from impute_dgm.estimators._encoding import CategoriesOneHot
+    from impute_dgm.estimators.ensemble import impute_then_spread
+    from impute_dgm.persistence import load_estimator, save_estimator
+
+    rng = np.random.default_rng(0)
+    size = rng.normal(size=120)
+    table = pd.DataFrame(
+        {
+            "size": size,
+            "colour": pd.Categorical(np.where(size > 0, "red", "blue")),
+            "flag": size > 0.5,
+            "name": pd.array(np.where(size > -0.5, "a", "b"), dtype="string"),
+        }
+    )
+    encoded = CategoriesOneHot().fit(table).transform(table)
+    assert encoded.shape == (120, 2 + 2 + 2)  # size, flag; colour and name one-hot
+    assert np.array_equal(encoded[:, 0], size) and set(np.unique(encoded[:, 2:])) == {0, 1}
+    numbers = size[:, None]
+    assert np.array_equal(CategoriesOneHot().fit(numbers).transform(numbers), numbers)
+
+    holes = table.copy()
+    holes.loc[rng.random(120) < 0.2, "colour"] = np.nan
+    y = np.where(rng.random(120) < 0.2, (size > 0).astype(int), -1)
+    tiny = VAEImputer(hidden_dims=(8,), n_epochs=3, n_eval_samples=10, random_state=0)
+    pooled = SemiSupervisedEnsemble(
+        [("spread", impute_then_spread(tiny)), ("m2", small_m2())], weights=[0.7, 0.3]
+    ).fit(holes, y)
+    probabilities = pooled.predict_proba(holes)
+    assert np.isfinite(probabilities).all() and np.allclose(probabilities.sum(axis=1), 1.0)
+    save_estimator(pooled, tmp_path / "mixed")
+    assert np.array_equal(load_estimator(tmp_path / "mixed").predict_proba(holes), probabilities)

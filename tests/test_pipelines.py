@@ -111,7 +111,7 @@ def test_impute_then_spread_labels_on_incomplete_digits():
         n_eval_samples=50,
         random_state=seed(0),
     ).fit(X, labels)
-    assert list(pipeline.named_steps) == ["vaeimputer", "labelspreading"]
+    assert list(pipeline.named_steps) == ["vaeimputer", "categoriesonehot", "labelspreading"]
     assert pipeline.named_steps["vaeimputer"].n_features_in_ == 64
     unlabelled = labels == -1
     accuracy = float(np.mean(pipeline.predict(X)[unlabelled] == y[unlabelled]))

@@ -12,6 +12,7 @@ from sklearn.semi_supervised import LabelSpreading
 from sklearn.utils import Bunch, get_tags
 from sklearn.utils.validation import check_consistent_length, check_is_fitted, check_random_state
 
+from impute_dgm.estimators._encoding import CategoriesOneHot
 from impute_dgm.estimators._labels import UNLABELLED, split_labelled
 from impute_dgm.estimators.classifier import VAEClassifier
 from impute_dgm.estimators.imputer import VAEImputer
@@ -19,6 +20,17 @@ from impute_dgm.estimators.imputer import VAEImputer
 #: Weights of the default members (impute-then-spread, M2), chosen on digits splits that are
 #: not the benchmark's: see the class docstring.
 DEFAULT_WEIGHTS = (0.7, 0.3)
+
+
+def impute_then_spread(imputer: Any = None) -> Pipeline:
+    """The default spread member: ``imputer`` (``VAEImputer()`` when None), categories one-hot
+    (a completed mixed table keeps them as categories; a k-NN graph needs numbers), then
+    ``LabelSpreading(kernel="knn", n_neighbors=7, max_iter=100)``."""
+    return make_pipeline(
+        VAEImputer() if imputer is None else imputer,
+        CategoriesOneHot(),
+        LabelSpreading(kernel="knn", n_neighbors=7, max_iter=100),
+    )
 
 
 def _accepts_nan(estimator: Any) -> bool:
@@ -123,10 +135,7 @@ class SemiSupervisedEnsemble(MetaEstimatorMixin, ClassifierMixin, BaseEstimator)
         if self.random_state is not None:
             random_state = check_random_state(self.random_state)
             seeds = (_seed(random_state), _seed(random_state))
-        spread = make_pipeline(
-            VAEImputer(random_state=seeds[0]),
-            LabelSpreading(kernel="knn", n_neighbors=7, max_iter=100),
-        )
+        spread = impute_then_spread(VAEImputer(random_state=seeds[0]))
         return [("spread", spread), ("m2", VAEClassifier(random_state=seeds[1]))]
 
     def _weights(self, n_members: int) -> np.ndarray:
