@@ -20,6 +20,17 @@ from impute_dgm.budget import TrainingBudget, resolve_budget
 from impute_dgm.training import Trainer
 
 
+def accepts_nan(estimator: Any) -> bool:
+    """Whether ``estimator`` takes NaN in X, by its tags; a Pipeline's first step decides
+    (scikit-learn's Pipeline does not pass that tag on)."""
+    from sklearn.pipeline import Pipeline
+    from sklearn.utils import get_tags
+
+    if isinstance(estimator, Pipeline):
+        return accepts_nan(estimator.steps[0][1])
+    return get_tags(estimator).input_tags.allow_nan
+
+
 def _floating_masks(batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
     """A batch with its bool tensors (masks, stored a byte a cell) in the data's float dtype."""
     return tuple(t.to(batch[0].dtype) if t.dtype == torch.bool else t for t in batch)

@@ -9,9 +9,11 @@ from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, _fi
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import LabelEncoder
 from sklearn.semi_supervised import LabelSpreading
-from sklearn.utils import Bunch, get_tags
+from sklearn.utils import Bunch
 from sklearn.utils.validation import check_consistent_length, check_is_fitted, check_random_state
 
+from impute_dgm._device import draw_seed
+from impute_dgm.estimators._base import accepts_nan
 from impute_dgm.estimators._encoding import CategoriesOneHot
 from impute_dgm.estimators._labels import UNLABELLED, split_labelled
 from impute_dgm.estimators.classifier import VAEClassifier
@@ -31,18 +33,6 @@ def impute_then_spread(imputer: Any = None) -> Pipeline:
         CategoriesOneHot(),
         LabelSpreading(kernel="knn", n_neighbors=7, max_iter=100),
     )
-
-
-def _accepts_nan(estimator: Any) -> bool:
-    """Whether ``estimator`` takes NaN in X: a Pipeline's first step decides (scikit-learn's
-    Pipeline does not pass that tag on)."""
-    if isinstance(estimator, Pipeline):
-        return _accepts_nan(estimator.steps[0][1])
-    return get_tags(estimator).input_tags.allow_nan
-
-
-def _seed(random_state: np.random.RandomState) -> int:
-    return int(random_state.randint(np.iinfo(np.int32).max))
 
 
 class SemiSupervisedEnsemble(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
@@ -134,7 +124,7 @@ class SemiSupervisedEnsemble(MetaEstimatorMixin, ClassifierMixin, BaseEstimator)
         seeds = (None, None)
         if self.random_state is not None:
             random_state = check_random_state(self.random_state)
-            seeds = (_seed(random_state), _seed(random_state))
+            seeds = (draw_seed(random_state), draw_seed(random_state))
         spread = impute_then_spread(VAEImputer(random_state=seeds[0]))
         return [("spread", spread), ("m2", VAEClassifier(random_state=seeds[1]))]
 
@@ -156,7 +146,7 @@ class SemiSupervisedEnsemble(MetaEstimatorMixin, ClassifierMixin, BaseEstimator)
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         members = [estimator for _, estimator in self._members()]
-        tags.input_tags.allow_nan = all(_accepts_nan(member) for member in members)
+        tags.input_tags.allow_nan = all(accepts_nan(member) for member in members)
         return tags
 
     @_fit_context(prefer_skip_nested_validation=False)

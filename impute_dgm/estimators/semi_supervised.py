@@ -11,6 +11,7 @@ from sklearn.utils._param_validation import HasMethods
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_consistent_length, check_is_fitted
 
+from impute_dgm.estimators._base import accepts_nan
 from impute_dgm.estimators._labels import split_labelled
 from impute_dgm.estimators.embedder import VAEEmbedder
 
@@ -78,9 +79,7 @@ class EmbedThenClassify(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        from sklearn.utils import get_tags
-
-        tags.input_tags.allow_nan = get_tags(self._embedder()).input_tags.allow_nan
+        tags.input_tags.allow_nan = accepts_nan(self._embedder())
         return tags
 
     @_fit_context(prefer_skip_nested_validation=False)
