@@ -123,7 +123,7 @@ def test_fuzz_benchmark_counts_outcomes_for_every_estimator(tmp_path, monkeypatc
     payload = json.loads((tmp_path / "fuzz.json").read_text())
     assert set(payload["results"]) == {
         "VAEImputer", "VAEImputer (self-masking)", "VAEImputer (early stopping)", "VAEEmbedder",
-        "FlowDensityEstimator", "VAEClassifier", "EmbedThenClassify",
+        "FlowDensityEstimator", "VAEClassifier", "EmbedThenClassify", "SemiSupervisedEnsemble",
     }  # fmt: skip
     for record in payload["results"].values():
         assert record["examples"] == 20 == sum(record["outcomes"].values())

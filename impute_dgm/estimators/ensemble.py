@@ -210,7 +210,7 @@ class SemiSupervisedEnsemble(MetaEstimatorMixin, ClassifierMixin, BaseEstimator)
         check_is_fitted(self)
         log_pool = 0.0
         for weight, member in zip(self.weights_, self.estimators_, strict=True):
-            probabilities = np.asarray(member.predict_proba(X), dtype=float)
+            probabilities = np.array(member.predict_proba(X), dtype=float)  # a copy to edit
             # A member that cannot tell (label spreading's 0 / 0 for a row whose neighbours
             # carry no label mass gives NaN) has no say on that row: uniform.
             probabilities[~np.isfinite(probabilities).all(axis=1)] = 1.0
