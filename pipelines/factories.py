@@ -14,10 +14,9 @@ from typing import Any
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
-from sklearn.semi_supervised import LabelSpreading
 
 from impute_dgm import EmbedThenClassify, VAEEmbedder, VAEImputer
-from impute_dgm.estimators._encoding import CategoriesOneHot
+from impute_dgm.estimators.ensemble import impute_then_spread
 
 
 def make_impute_classify_pipeline(classifier: Any = None, **imputer_params: Any) -> Pipeline:
@@ -105,7 +104,5 @@ def make_semi_supervised_impute_spread(classifier: Any = None, **imputer_params:
         Steps ``vaeimputer``, ``categoriesonehot`` (category columns of a completed mixed
         table one-hot; numbers pass through) and the classifier's lower-cased class name.
     """
-    if classifier is None:
-        classifier = LabelSpreading(kernel="knn", n_neighbors=7, max_iter=100)
     # Completed category columns (mixed tables) become one-hot numbers for the classifier.
-    return make_pipeline(VAEImputer(**imputer_params), CategoriesOneHot(), classifier)
+    return impute_then_spread(VAEImputer(**imputer_params), classifier)

@@ -24,14 +24,17 @@ from impute_dgm.estimators.imputer import VAEImputer
 DEFAULT_WEIGHTS = (0.7, 0.3)
 
 
-def impute_then_spread(imputer: Any = None) -> Pipeline:
-    """The default spread member: ``imputer`` (``VAEImputer()`` when None), categories one-hot
+def impute_then_spread(imputer: Any = None, classifier: Any = None) -> Pipeline:
+    """Impute, then spread labels: ``imputer`` (``VAEImputer()`` when None), categories one-hot
     (a completed mixed table keeps them as categories; a k-NN graph needs numbers), then
-    ``LabelSpreading(kernel="knn", n_neighbors=7, max_iter=100)``."""
+    ``classifier`` (``LabelSpreading(kernel="knn", n_neighbors=7, max_iter=100)`` when None).
+    The default spread member, and ``pipelines.make_semi_supervised_impute_spread``."""
     return make_pipeline(
         VAEImputer() if imputer is None else imputer,
         CategoriesOneHot(),
-        LabelSpreading(kernel="knn", n_neighbors=7, max_iter=100),
+        LabelSpreading(kernel="knn", n_neighbors=7, max_iter=100)
+        if classifier is None
+        else classifier,
     )
 
 
