@@ -37,7 +37,9 @@ def test_notebook_runs(path, tmp_path, monkeypatch):
         # The story the notebook tells holds: the unlabelled rows help both models.
         X_test, y_test = namespace["X_test"], namespace["y_test"]
         labelled_only = namespace["logreg"].score(X_test, y_test)
-        # The notebook's seeds are its own: test-seeds varies only the thread count here.
+        # The notebook's seeds are its own: test-seeds varies only the thread count here. Its
+        # small setting (80 epochs, 20 importance samples) over random_state 0-5: 0.044-0.085,
+        # mean 0.068, sd 0.015 (at 60 epochs the mean was 2.9 sd above 0: too close).
         gain = namespace["m2"].score(X_test, y_test) - labelled_only
         check("M2 accuracy - labelled-only LogReg accuracy", gain, ">", 0.0)
         assert -1 not in namespace["m1"].classes_
