@@ -182,12 +182,12 @@ def pooled(seed: int, quick: bool, scale: bool = False) -> SemiSupervisedEnsembl
     member standardises the completed rows, as impute-then-spread does there."""
     if not quick and not scale:
         return SemiSupervisedEnsemble(random_state=seed)
-    epochs = QUICK if quick else {}
+    small = QUICK if quick else {}
     spread = make_pipeline(
-        VAEImputer(random_state=seed, **epochs), *([StandardScaler()] if scale else []), spreading()
+        VAEImputer(random_state=seed, **small), *([StandardScaler()] if scale else []), spreading()
     )
     return SemiSupervisedEnsemble(
-        [("spread", spread), ("m2", VAEClassifier(random_state=seed, **epochs))],
+        [("spread", spread), ("m2", VAEClassifier(random_state=seed, **small))],
         weights=[0.7, 0.3],
     )
 
@@ -312,7 +312,7 @@ def main(argv: list[str] | None = None) -> dict:
     m1_settings = {**M1_EMBEDDER, **(QUICK if args.quick else {})}
     m2_settings = {**M2, **(QUICK if args.quick else {})}
     label_counts = (10, 50) if args.quick else LABEL_COUNTS
-    quick_epochs = QUICK if args.quick else {}
+    quick_settings = QUICK if args.quick else {}
 
     data = load_digits()
     X_full, y_full = data.data, data.target
@@ -366,7 +366,7 @@ def main(argv: list[str] | None = None) -> dict:
 
                 if M2_DEFAULTS in selected:
                     start = time.perf_counter()
-                    m2_defaults = VAEClassifier(random_state=seed, **quick_epochs).fit(
+                    m2_defaults = VAEClassifier(random_state=seed, **quick_settings).fit(
                         X_train, y_partial
                     )
                     seconds = time.perf_counter() - start
