@@ -59,6 +59,19 @@ def test_estimators_resolve_their_own_base_budget():
     assert VAEImputer()._budget(100).n_epochs == 300
 
 
+def test_the_self_masking_model_takes_small_batches_on_small_tables_only():
+    self_masking = VAEImputer(missingness="self_masking")
+    assert self_masking._budget(600).batch_size == 16
+    assert self_masking._budget(SMALL_TABLE_ROWS).batch_size == 16
+    # Beyond, the common rule: the same as the MAR model, early stopping on.
+    assert self_masking._budget(10**6) == VAEImputer()._budget(10**6)
+    assert VAEImputer(missingness="self_masking", batch_size=64)._budget(600).batch_size == 64
+    X = np.random.default_rng(0).normal(size=(40, 3))
+    X[::4, 0] = np.nan
+    fitted = VAEImputer(missingness="self_masking", n_epochs=1, hidden_dims=(8,), random_state=0)
+    assert fitted.fit(X).budget_.batch_size == 16
+
+
 def test_hidden_cell_error_by_hand():
     generator = torch.Generator().manual_seed(0)
     x = torch.tensor(np.random.default_rng(1).normal(size=(400, 3)), dtype=torch.float64)

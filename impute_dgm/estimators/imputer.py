@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from numbers import Integral
 
 import numpy as np
@@ -14,11 +15,15 @@ from sklearn.utils._set_output import _wrap_data_with_container
 from sklearn.utils.validation import check_is_fitted
 
 from impute_dgm._device import draw_seed, seeded_torch
+from impute_dgm.budget import SMALL_TABLE_ROWS, TrainingBudget
 from impute_dgm.distributions.likelihoods import Likelihood
 from impute_dgm.distributions.missingness import MISSINGNESS
 from impute_dgm.distributions.priors import Prior
 from impute_dgm.estimators._vae import VAE_PARAMETERS_DOC, BaseVAE
 from impute_dgm.hidden_cells import HiddenCellError
+
+# Rows per step of the self-masking model on small tables with batch_size="auto" (see _budget).
+SELF_MASKING_SMALL_BATCH = 16
 
 
 class VAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseVAE):
@@ -140,6 +145,23 @@ class VAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseVAE):
             warm_start=warm_start,
         )
         self.missingness = missingness
+
+    def _budget(self, n_rows: int) -> TrainingBudget:
+        # The not-MIWAE bound learns the mask model through reparameterised draws of the
+        # missing values, a noisier signal than MIWAE's: on small tables, batches of 16 rows
+        # (four times the steps) lowered its RMSE on self-masked data by 3-11% on five of the
+        # suite's six tables (low-rank: +1.5%), left it unchanged under MCAR, and cost 1.5-2
+        # times the fit time. Under MAR they helped digits but cost breast cancer and
+        # diabetes 1-2%, so 64 stays there. Large tables (early stopping on) are unmeasured
+        # and keep the common rule, whose batches already grow with the table.
+        budget = super()._budget(n_rows)
+        if (
+            self.missingness == "self_masking"
+            and self.batch_size == "auto"
+            and n_rows <= SMALL_TABLE_ROWS
+        ):
+            budget = replace(budget, batch_size=SELF_MASKING_SMALL_BATCH)
+        return budget
 
     def _validation_loss(self, device: torch.device) -> HiddenCellError:
         """Early stopping watches the imputation error on hidden held-out cells (see
@@ -266,7 +288,9 @@ _MISSINGNESS_DOC = """missingness : {"mar", "self_masking"}, default="mar"
         on a mixed table the mask model covers those columns, and categories and flags go
         missing at random in it. Draws stay within each column's observed range widened by a
         tenth. ``score_samples`` then estimates
-        log p(x_obs, m), the mask's probability included.
+        log p(x_obs, m), the mask's probability included. With ``batch_size="auto"`` it
+        trains on batches of 16 rows up to 4,096 rows (the common rule beyond): the mask
+        model learns from noisier gradients and gains from the extra steps.
     """
 
 if VAEImputer.__doc__:  # absent under python -OO
