@@ -150,8 +150,8 @@ class VAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseVAE):
         # The not-MIWAE bound learns the mask model through reparameterised draws of the
         # missing values, a noisier signal than MIWAE's: on small tables, batches of 16 rows
         # (four times the steps) lowered its RMSE on self-masked data by 3-11% on five of the
-        # suite's six tables (low-rank: +1.5%), left it unchanged under MCAR, and cost 1.5-2
-        # times the fit time. Under MAR they helped digits but cost breast cancer and
+        # suite's six tables (low-rank: +1.5%), moved it by -1% to +6% under MCAR, and cost
+        # 1.5-2 times the fit time. Under MAR they helped digits but cost breast cancer and
         # diabetes 1-2%, so 64 stays there. Large tables (early stopping on) are unmeasured
         # and keep the common rule, whose batches already grow with the table.
         budget = super()._budget(n_rows)
