@@ -15,7 +15,7 @@ fixed size needs more data seen as the table grows, but far fewer passes over it
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 # Tables up to this many rows train with the estimator's base epochs and batch size.
 SMALL_TABLE_ROWS = 4096
@@ -99,3 +99,17 @@ def resolve_budget(
             n_rows > SMALL_TABLE_ROWS if early_stopping == "auto" else bool(early_stopping)
         ),
     )
+
+
+def with_small_table_batch(
+    budget: TrainingBudget, n_rows: int, batch_size: int | str, small_table_batch_size: int
+) -> TrainingBudget:
+    """``budget`` with ``small_table_batch_size`` rows per step when the batch size is "auto"
+    and the table has at most :data:`SMALL_TABLE_ROWS` rows; otherwise ``budget`` unchanged.
+
+    For models whose noisier gradients gain from more, smaller steps on small tables (measured
+    per estimator); large tables keep the common rule, whose batches grow with the table.
+    """
+    if batch_size == "auto" and n_rows <= SMALL_TABLE_ROWS:
+        return replace(budget, batch_size=small_table_batch_size)
+    return budget

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 from numbers import Integral
 
 import numpy as np
@@ -15,7 +14,7 @@ from sklearn.utils._set_output import _wrap_data_with_container
 from sklearn.utils.validation import check_is_fitted
 
 from impute_dgm._device import draw_seed, seeded_torch
-from impute_dgm.budget import SMALL_TABLE_ROWS, TrainingBudget
+from impute_dgm.budget import TrainingBudget, with_small_table_batch
 from impute_dgm.distributions.likelihoods import Likelihood
 from impute_dgm.distributions.missingness import MISSINGNESS
 from impute_dgm.distributions.priors import Prior
@@ -155,13 +154,9 @@ class VAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseVAE):
         # diabetes 1-2%, so 64 stays there. Large tables (early stopping on) are unmeasured
         # and keep the common rule, whose batches already grow with the table.
         budget = super()._budget(n_rows)
-        if (
-            self.missingness == "self_masking"
-            and self.batch_size == "auto"
-            and n_rows <= SMALL_TABLE_ROWS
-        ):
-            budget = replace(budget, batch_size=SELF_MASKING_SMALL_BATCH)
-        return budget
+        if self.missingness != "self_masking":
+            return budget
+        return with_small_table_batch(budget, n_rows, self.batch_size, SELF_MASKING_SMALL_BATCH)
 
     def _validation_loss(self, device: torch.device) -> HiddenCellError:
         """Early stopping watches the imputation error on hidden held-out cells (see
