@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from sklearn.base import clone
 
 from impute_dgm import FlowDensityEstimator, VAEClassifier, VAEImputer
 from impute_dgm.budget import (
@@ -59,17 +60,32 @@ def test_estimators_resolve_their_own_base_budget():
     assert VAEImputer()._budget(100).n_epochs == 300
 
 
-def test_the_self_masking_model_takes_small_batches_on_small_tables_only():
-    self_masking = VAEImputer(missingness="self_masking")
-    assert self_masking._budget(600).batch_size == 16
-    assert self_masking._budget(SMALL_TABLE_ROWS).batch_size == 16
-    # Beyond, the common rule: the same as the MAR model, early stopping on.
-    assert self_masking._budget(10**6) == VAEImputer()._budget(10**6)
-    assert VAEImputer(missingness="self_masking", batch_size=64)._budget(600).batch_size == 64
+@pytest.mark.parametrize(
+    "small_batch_model, common_rule_model",
+    [
+        (VAEImputer(missingness="self_masking"), VAEImputer()),
+        (VAEClassifier(), VAEImputer()),
+    ],
+    ids=["self-masking imputer", "M2"],
+)
+def test_models_with_small_batches_take_them_on_small_tables_only(
+    small_batch_model, common_rule_model
+):
+    assert small_batch_model._budget(600).batch_size == 16
+    assert small_batch_model._budget(SMALL_TABLE_ROWS).batch_size == 16
+    # Beyond, the common rule's batch: the same as the MAR imputer's, early stopping on.
+    beyond = small_batch_model._budget(10**6)
+    assert (beyond.batch_size, beyond.early_stopping) == (
+        common_rule_model._budget(10**6).batch_size,
+        True,
+    )
+    assert clone(small_batch_model).set_params(batch_size=64)._budget(600).batch_size == 64
     X = np.random.default_rng(0).normal(size=(40, 3))
     X[::4, 0] = np.nan
-    fitted = VAEImputer(missingness="self_masking", n_epochs=1, hidden_dims=(8,), random_state=0)
-    assert fitted.fit(X).budget_.batch_size == 16
+    y = np.where(np.arange(40) % 4 == 0, np.arange(40) % 2, -1)
+    fitted = clone(small_batch_model).set_params(n_epochs=1, hidden_dims=(8,), random_state=0)
+    fitted.fit(X, y) if isinstance(fitted, VAEClassifier) else fitted.fit(X)
+    assert fitted.budget_.batch_size == 16
 
 
 def test_hidden_cell_error_by_hand():

@@ -85,7 +85,8 @@ VAE_PARAMETERS_DOC = """latent_dim : int, default=10
     batch_size : int or "auto", default="auto"
         Rows per Adam step. "auto": 64 up to 4,096 rows, doubled each time the table
         quadruples beyond (256 at 100,000 rows), at most 1,024 (VAEImputer's self-masking
-        model takes 16 up to 4,096 rows, see ``missingness``).
+        model and VAEClassifier take 16 up to 4,096 rows, see ``missingness`` and
+        ``alpha``).
     lr : float, default=1e-3
         Adam learning rate.
     lr_schedule : {"constant", "cosine", "plateau"}, default="constant"
