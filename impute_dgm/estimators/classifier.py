@@ -24,17 +24,18 @@ from impute_dgm.models import LabelledLatentVariableModel
 M2_SMALL_BATCH = 16
 
 _ALPHA_DOC = """alpha : float, default=50.0
-        Weight of the classification term -log q(y | x) (mean over a mini-batch of labelled
-        rows drawn at every step, so labelled rows are in every step however few they are)
-        against the generative bound (mean per row). The bound alone trains q(y | x) only
-        through the unlabelled rows. 50 was chosen with the other defaults on digits (10, 50
-        and 100 labels), breast cancer and wine (10% labelled), on splits that are not the
-        benchmark's (seeds 100 and 101): mean accuracy over the five 0.805 at 1, 0.854 at 5,
-        0.888 at 20, 0.889 at 50, 0.884 at 100, 0.879 at 300; with 10 digit labels, 0.51 at 1
-        against 0.72 at 50. With ``batch_size="auto"``, tables up to 4,096 rows train on
-        batches of 16 rows (labelled batches too): on the same kind of splits (seeds 100-104)
-        digits gained 5-6 points over 64-row batches with 10 labels, 1-2 with 50 and 100, at
-        about 1.5 times the fit time.
+        Weight of the classification term -log q(y | x) (mean over a mini-batch of labelled rows
+        drawn at every step, so labelled rows are in every step however few they are) against the
+        generative bound (mean per row). The bound alone trains q(y | x) only through the unlabelled
+        rows. Both terms are means, so the weight scales with the data: in Kingma et al.'s
+        objective, a sum of the bound over the N rows, this is a weight of alpha x N on the labelled
+        rows' mean (they used 0.1 N). 50 was chosen with the other defaults on digits (10, 50 and
+        100 labels), breast cancer and wine (10% labelled), on splits that are not the benchmark's
+        (seeds 100 and 101): mean accuracy over the five 0.805 at 1, 0.854 at 5, 0.888 at 20, 0.889
+        at 50, 0.884 at 100, 0.879 at 300; with 10 digit labels, 0.51 at 1 against 0.72 at 50. With
+        ``batch_size="auto"``, tables up to 4,096 rows train on batches of 16 rows (labelled batches
+        too): on the same kind of splits (seeds 100-104) digits gained 5-6 points over 64-row
+        batches with 10 labels, 1-2 with 50 and 100, at about 1.5 times the fit time.
     label_posterior : {"product", "inference", "generative"}, default="product"
         What ``predict_proba`` returns for p(y | x). "inference": the classifier network
         q(y | x, m). "generative": Bayes' rule through the fitted model,
