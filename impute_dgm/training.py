@@ -21,6 +21,8 @@ import torch
 from torch import distributed, nn
 from torch.nn.parallel import DistributedDataParallel
 
+from impute_dgm._denormals import flush_denormals
+
 
 class Callback(Protocol):
     """Called at the end of every epoch with the epoch number and the logged values."""
@@ -200,6 +202,22 @@ class Trainer:
             The rows of ``train_data`` to train on (default: all). Batches are drawn by
             index, so holding rows out this way copies nothing of the table.
         """
+        # Subnormal floats (e.g. Adam's moments of near-zero gradients) slow CPU steps a lot.
+        with flush_denormals():
+            return self._fit(
+                model, loss, train_data, generator, validation_data, evaluate, train_rows
+            )
+
+    def _fit(
+        self,
+        model: nn.Module,
+        loss: Loss,
+        train_data: Sequence[torch.Tensor],
+        generator: torch.Generator,
+        validation_data: Sequence[torch.Tensor] | None,
+        evaluate: Evaluate | None,
+        train_rows: torch.Tensor | None,
+    ) -> TrainingHistory:
         history = TrainingHistory()
         start = time.perf_counter()
         optimizer = _adam(list(model.parameters()), self.lr, self.weight_decay)
@@ -344,7 +362,7 @@ class Trainer:
                 f"Training interrupted after {len(history.train_loss)} epoch(s); the model keeps "
                 f"{kept}.",
                 RuntimeWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
         progress.close()
         if best_state is not None:
