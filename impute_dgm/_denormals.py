@@ -6,8 +6,8 @@ second moments of near-zero gradients become subnormal. x86 CPUs take slow paths
 numbers (here ``softplus`` of a 20 x 64 x 30 tensor took 78 microseconds at 0, 605 at -50 and
 1,667 at -87). Flushing them to zero (the FTZ and DAZ bits, ``torch.set_flush_denormal``)
 only changes values below 1.2e-38 in float32, far below anything a loss or an update
-resolves, and made the default ``VAEImputer`` fit on breast cancer a third faster with the
-same imputations (README, "Subnormal floats" under Design).
+resolves. The default ``VAEImputer`` fit on breast cancer took 0.62 times as long, with the
+same RMSE to four digits (README, "Subnormal floats flushed to zero" under Design).
 """
 
 from __future__ import annotations

@@ -13,8 +13,8 @@ pytestmark = pytest.mark.skipif(
 
 
 def subnormal_product() -> float:
-    # 1e-38 / 100 is subnormal in float32: kept as such normally, zero when flushed.
-    return float(torch.tensor(1e-38) * torch.tensor(0.01))
+    # 1e-30 x 1e-10 = 1e-40 is subnormal in float32: kept as such normally, zero when flushed.
+    return float(torch.tensor(1e-30) * torch.tensor(1e-10))
 
 
 def test_the_block_flushes_subnormals_and_restores_the_default_after():
