@@ -172,6 +172,9 @@ class Trainer:
     on_epoch_start: Callable[[int], None] | None = None
     weight_averaging: float | None = None
 
+    # Subnormal floats (e.g. Adam's moments of near-zero gradients) slow CPU steps a lot; the
+    # decorator scopes the flush to each call.
+    @flush_denormals()
     def fit(
         self,
         model: nn.Module,
@@ -202,22 +205,6 @@ class Trainer:
             The rows of ``train_data`` to train on (default: all). Batches are drawn by
             index, so holding rows out this way copies nothing of the table.
         """
-        # Subnormal floats (e.g. Adam's moments of near-zero gradients) slow CPU steps a lot.
-        with flush_denormals():
-            return self._fit(
-                model, loss, train_data, generator, validation_data, evaluate, train_rows
-            )
-
-    def _fit(
-        self,
-        model: nn.Module,
-        loss: Loss,
-        train_data: Sequence[torch.Tensor],
-        generator: torch.Generator,
-        validation_data: Sequence[torch.Tensor] | None,
-        evaluate: Evaluate | None,
-        train_rows: torch.Tensor | None,
-    ) -> TrainingHistory:
         history = TrainingHistory()
         start = time.perf_counter()
         optimizer = _adam(list(model.parameters()), self.lr, self.weight_decay)
