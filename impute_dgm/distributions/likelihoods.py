@@ -115,8 +115,13 @@ class Likelihood(nn.Module):
         return copy.deepcopy(self)
 
     def _split(self, params: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The ``n_params`` pieces of the decoder output, (..., n_features) each, contiguous."""
         n_features = params.shape[-1] // self.n_params
-        return tuple(params.unflatten(-1, (self.n_params, n_features)).unbind(-2))
+        # One copy into (n_params, ..., n_features): every piece is then contiguous. On a
+        # strided view, torch's CPU kernels of softplus, exp, erfc and the like leave their
+        # vectorised path and run 5-20 times slower (softplus of the raw scales of a 30-column
+        # table: 1.8 ms against 0.1 ms per call at 20 x 64 rows).
+        return tuple(params.unflatten(-1, (self.n_params, n_features)).movedim(-2, 0).contiguous())
 
 
 class GaussianLikelihood(Likelihood):
@@ -616,8 +621,9 @@ class ColumnLikelihoods(Likelihood):
 
     def forward(self, params: torch.Tensor) -> Distribution:
         widths = [p.decoder_width(len(c)) for p, c in zip(self.parts, self.columns, strict=True)]
+        # Each block's parameters contiguous: see Likelihood._split.
         parts = [
-            part(params[..., where])
+            part(params[..., where].contiguous())
             for part, where in zip(self.parts, self._slices(widths), strict=True)
         ]
         return JointObservation(parts, self._indices(params.device), self.n_features)

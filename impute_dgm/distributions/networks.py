@@ -125,7 +125,8 @@ class GaussianEncoder(nn.Module):
         """q(z | x, m) for ``x`` already zero-filled where ``mask`` is 0."""
         inputs = torch.cat([x, mask], dim=-1) if self.mask_input else x
         loc, raw_scale = self.net(inputs).chunk(2, dim=-1)
-        scale = softplus(raw_scale) + self.min_scale
+        # softplus of a strided half runs far off torch's vectorised path (Likelihood._split).
+        scale = softplus(raw_scale.contiguous()) + self.min_scale
         return Independent(Normal(loc, scale, validate_args=False), 1, validate_args=False)
 
 
