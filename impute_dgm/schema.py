@@ -41,6 +41,9 @@ DEFAULT_LIKELIHOODS = {
 #: The block name of float columns that ``likelihood="auto"`` found integral.
 AUTO_INTEGER = "auto: integral floats"
 
+#: The block name of a table's category columns (one categorical likelihood for them all).
+CATEGORIES_BLOCK = "categories"
+
 
 def _auto_likelihood(values: np.ndarray) -> str:
     """``likelihood="auto"`` for one float column: a normal rounded to the integers (lenient
@@ -180,11 +183,20 @@ class TableSchema:
                 likelihood = make_likelihood(spec)
             if isinstance(likelihood, CategoricalLikelihood) and column.kind == "categorical":
                 likelihood = CategoricalLikelihood(len(column.levels), ordered=False)
-            # Columns that share a named likelihood share a block; objects get one each.
-            key = spec if isinstance(spec, str) and column.kind != "categorical" else f"#{j}"
+            # Columns that share a named likelihood share a block, the table's categories too
+            # (however many levels each has: one block costs a few tensor operations a step,
+            # which dominate small tables' steps); objects get one each.
+            if column.kind == "categorical":
+                key = CATEGORIES_BLOCK if isinstance(spec, str) else f"#{j}"
+            else:
+                key = spec if isinstance(spec, str) else f"#{j}"
             if key not in blocks:
                 blocks[key] = (likelihood, [])
             blocks[key][1].append(j)
+        if CATEGORIES_BLOCK in blocks:
+            columns = blocks[CATEGORIES_BLOCK][1]
+            levels = [len(self.columns_[j].levels) for j in columns]
+            blocks[CATEGORIES_BLOCK] = (CategoricalLikelihood(levels, ordered=False), columns)
         fitted_blocks = []
         for likelihood, columns in blocks.values():
             try:

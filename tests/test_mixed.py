@@ -85,8 +85,13 @@ def test_one_likelihood_per_column_kind(fitted):
     assert isinstance(by_column["x"], GaussianLikelihood)
     assert isinstance(by_column["kids"], DiscretizedGaussianLikelihood)
     assert isinstance(by_column["flag"], BernoulliLikelihood)
-    assert isinstance(by_column["colour"], CategoricalLikelihood)
-    assert by_column["colour"].n_levels == 3 and not by_column["colour"].ordered
+    # The table's category columns share one block, each with its own levels.
+    categories = by_column["colour"]
+    assert isinstance(categories, CategoricalLikelihood) and not categories.ordered
+    assert by_column["city"] is categories and by_column["size"] is categories
+    levels = {c.name: len(c.levels) for c in fitted.schema_.columns_ if c.kind == "categorical"}
+    assert categories.n_levels == (levels["colour"], levels["city"], levels["size"])
+    assert levels["colour"] == 3
     assert list(fitted.schema_.columns_[4].levels) == ["red", "green", "blue"]
 
 
@@ -321,6 +326,51 @@ def test_joint_observation_with_a_wide_first_block():
     assert torch.allclose(log_prob[..., [0, 2, 3]], expected_normal)
     assert torch.allclose(log_prob[..., 1], logits.log_softmax(-1)[..., 0, 2])
     assert joint.sample().shape == (5, 7, 4)
+
+
+def test_categories_with_different_level_counts_as_one_block_match_one_per_column():
+    """The shared block pads each column's logits to the widest with -inf: its log-likelihood,
+    draws, one-hot view and imputations are those of one categorical per column."""
+    torch = pytest.importorskip("torch")
+    counts = (3, 5, 2)
+    block = CategoricalLikelihood(counts, ordered=False).fitted(np.array([[2.0, 4.0, np.nan]]))
+    params = torch.randn(6, 4, sum(counts), requires_grad=True)
+    values = torch.tensor([[2.0, 4.0, 1.0], [0.0, 0.0, 0.0], [1.0, 3.0, 1.0], [2.0, 1.0, 0.0]])
+    mask = torch.tensor([[1.0, 1.0, 1.0], [1.0, 0.0, 1.0], [0.0, 1.0, 1.0], [1.0, 1.0, 0.0]])
+    joint = block(params)
+    starts = np.cumsum((0, *counts))
+    alone = [
+        CategoricalLikelihood(count, ordered=False)(params[..., starts[j] : starts[j + 1]])
+        for j, count in enumerate(counts)
+    ]
+    expected = torch.cat([part.log_prob(values[:, j : j + 1]) for j, part in enumerate(alone)], -1)
+    assert torch.allclose(joint.log_prob(values), expected, atol=1e-6)
+    # Gradients reach every logit a column has, none is lost to the padding.
+    joint.log_prob(values).sum().backward()
+    assert torch.isfinite(params.grad).all() and (params.grad != 0).all()
+    # Padded levels have no mass: never drawn, never imputed.
+    draws = joint.sample((200,))
+    assert (draws < torch.tensor(counts)).all()
+    assert (
+        block.point_estimate(block.imputation_statistics(joint))
+        .max(0)
+        .values.max(0)
+        .values.le(torch.tensor(counts) - 1)
+        .all()
+    )
+    # The encoder's one-hot view: each column's own one-hot, all zeros where missing.
+    view = block.encoder_view(values * mask, mask)
+    expected_view = torch.cat(
+        [
+            torch.nn.functional.one_hot(values[:, j].long(), count) * mask[:, j, None]
+            for j, count in enumerate(counts)
+        ],
+        dim=-1,
+    ).float()
+    assert view.shape == (4, block.encoder_width(3)) and torch.equal(view, expected_view)
+    assert block.decoder_width(3) == sum(counts)
+    with pytest.raises(ValueError, match="n_levels=2"):
+        block.check_data(np.array([[0.0, 0.0, 2.0]]))
 
 
 def test_a_table_that_starts_with_several_float_columns_fits():

@@ -9,7 +9,7 @@ each over its own block of columns, for tables whose columns are of different ki
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -23,7 +23,7 @@ from torch.distributions import (
     StudentT,
     constraints,
 )
-from torch.nn.functional import one_hot, softplus
+from torch.nn.functional import softplus
 
 from impute_dgm._validation import check_integer_levels
 from impute_dgm.distributions._special import log_ndtr
@@ -221,44 +221,101 @@ class CategoricalLikelihood(Likelihood):
 
     Parameters
     ----------
-    n_levels : int or None, default=None
-        Number of levels; inferred at fit time as max(X) + 1 when None.
+    n_levels : int, sequence of int or None, default=None
+        Number of levels, of every column (int) or of each column (a sequence: the columns of
+        a table's categories, modelled as one block however many levels each has); inferred at
+        fit time as max(X) + 1 when None.
     ordered : bool, default=True
         Whether the levels are ordered (see above).
+
+    Notes
+    -----
+    Columns with fewer levels than the widest are padded with logits of -inf, so that one
+    ``Categorical`` serves them all: per-column distributions would cost a handful of tensor
+    operations each at every training step, which dominate a step on small tables.
     """
 
     standardize = False
 
-    def __init__(self, n_levels: int | None = None, ordered: bool = True) -> None:
+    def __init__(self, n_levels: int | Sequence[int] | None = None, ordered: bool = True) -> None:
         super().__init__()
-        self.n_levels = n_levels
+        self.n_levels = (
+            n_levels
+            if n_levels is None or isinstance(n_levels, int)
+            else tuple(int(count) for count in n_levels)
+        )
         self.ordered = ordered
 
     @property
     def n_params(self) -> int:  # type: ignore[override]
+        return self.widest
+
+    @property
+    def per_column(self) -> bool:
+        """Whether columns have their own numbers of levels (``n_levels`` a sequence)."""
+        return isinstance(self.n_levels, tuple)
+
+    @property
+    def widest(self) -> int:
+        """The most levels of any column: the padded width of the logits."""
         if self.n_levels is None:
             raise RuntimeError("CategoricalLikelihood needs n_levels; fit it to data first.")
-        return self.n_levels
+        return max(self.n_levels) if self.per_column else int(self.n_levels)
+
+    def level_counts(self, n_features: int) -> tuple[int, ...]:
+        """The number of levels of each of ``n_features`` columns."""
+        if self.per_column:
+            if len(self.n_levels) != n_features:
+                raise ValueError(
+                    f"n_levels gives {len(self.n_levels)} columns' levels for {n_features} columns."
+                )
+            return self.n_levels
+        return (self.widest,) * n_features
+
+    def _padded_positions(self, device) -> torch.Tensor:
+        """For every (column, level) slot of the padded (C, widest) logits, the decoder output
+        that fills it, or the index just past them (a -inf logit) for levels a column lacks."""
+        counts = self.n_levels
+        widest, total = max(counts), sum(counts)
+        positions = np.full((len(counts), widest), total)
+        offsets = np.cumsum((0, *counts[:-1]))
+        for column, (offset, count) in enumerate(zip(offsets, counts, strict=True)):
+            positions[column, :count] = offset + np.arange(count)
+        return torch.as_tensor(positions.ravel(), device=device)
+
+    def decoder_width(self, n_features: int) -> int:
+        return sum(self.level_counts(n_features))
 
     def forward(self, params: torch.Tensor) -> Distribution:
-        logits = params.unflatten(-1, (-1, self.n_levels))
-        return Categorical(logits=logits, validate_args=False)
+        if not self.per_column:
+            logits = params.unflatten(-1, (-1, self.n_levels))
+            return Categorical(logits=logits, validate_args=False)
+        with_impossible = torch.nn.functional.pad(params, (0, 1), value=-torch.inf)
+        padded = with_impossible.index_select(-1, self._padded_positions(params.device))
+        return Categorical(logits=padded.unflatten(-1, (-1, self.widest)), validate_args=False)
 
     def encoder_view(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        n_features = x.shape[-1]
         if not self.ordered:
             # One-hot, all zeros where the category is missing.
-            codes = (x * mask).long().clamp(0, self.n_levels - 1)
-            return (one_hot(codes, self.n_levels).to(x.dtype) * mask[..., None]).flatten(-2)
+            counts = torch.as_tensor(self.level_counts(n_features), device=x.device)
+            codes = torch.minimum((x * mask).long().clamp(min=0), counts - 1)
+            offsets = torch.cumsum(counts, 0) - counts
+            view = x.new_zeros((*x.shape[:-1], int(counts.sum())))
+            return view.scatter_(-1, codes + offsets, mask.to(x.dtype))
         # Levels 0..L-1 are not standardised (the likelihood needs them as they are); the
         # encoder gets them in [0, 1] so that its tanh units are not saturated from the start.
+        if self.per_column:
+            highest = torch.as_tensor(self.n_levels, dtype=x.dtype, device=x.device) - 1
+            return x * mask / highest
         return x * mask / (self.n_levels - 1)
 
     def encoder_width(self, n_features: int) -> int:
-        return n_features * (1 if self.ordered else self.n_levels)
+        return n_features if self.ordered else sum(self.level_counts(n_features))
 
     def mean(self, distribution: Distribution) -> torch.Tensor:
         levels = torch.arange(
-            self.n_levels, dtype=distribution.probs.dtype, device=distribution.probs.device
+            self.widest, dtype=distribution.probs.dtype, device=distribution.probs.device
         )
         return distribution.probs @ levels
 
@@ -268,15 +325,19 @@ class CategoricalLikelihood(Likelihood):
         return distribution.probs.flatten(-2)
 
     def point_estimate_width(self, n_features: int) -> int:
-        return n_features * (1 if self.ordered else self.n_levels)
+        return n_features * (1 if self.ordered else self.widest)
 
     def point_estimate(self, statistics: torch.Tensor) -> torch.Tensor:
         if self.ordered:
             return statistics
-        return statistics.unflatten(-1, (-1, self.n_levels)).argmax(-1).to(statistics.dtype)
+        return statistics.unflatten(-1, (-1, self.widest)).argmax(-1).to(statistics.dtype)
 
     def check_data(self, X: np.ndarray) -> None:
-        check_integer_levels(X, self.n_levels, "likelihood='categorical'")
+        if not self.per_column:
+            check_integer_levels(X, self.n_levels, "likelihood='categorical'")
+            return
+        for column, count in enumerate(self.level_counts(X.shape[1])):
+            check_integer_levels(X[:, column], count, "likelihood='categorical'")
 
     def fitted(self, X: np.ndarray) -> Likelihood:
         self.check_data(X)
