@@ -4,7 +4,8 @@
 # $OUT (else benchmarks/results): scaling_cuda_large.json (100k and 1M rows, VAEImputer on
 # CUDA), scaling_cuda_small.json (10k rows, and transform against n_eval_samples), logs, and
 # the test suite run with device="auto" resolving to CUDA. Every step has its own time limit
-# so that one slow step cannot take the others' time (about 10 minutes on an H100 in all).
+# so that one slow step cannot take the others' time (about 10 minutes on an H100 in all;
+# SCALING=0 skips the two scaling runs: the smoke test and the test suite take about 4).
 # benchmarks/results/scaling_cuda.json merges the two scaling files.
 set -u
 out=${OUT:-benchmarks/results}
@@ -27,14 +28,29 @@ assert np.isfinite(out).all() and np.array_equal(out[~np.isnan(Xm)], Xm[~np.isna
 print("VAEImputer on", next(imp.model_.parameters()).device, "score", imp.score(Xm))
 flow = FlowDensityEstimator(device="cuda", n_epochs=3, random_state=0).fit(X)
 print("flow on cuda, score", flow.score(X), "sample", flow.sample(3, random_state=0).shape)
+# A mixed table: categories of different level counts in one block, counts, flags.
+import pandas as pd
+rng = np.random.default_rng(1)
+frame = pd.DataFrame({"x": rng.normal(size=300), "n": rng.poisson(3, 300),
+                      "flag": rng.random(300) > 0.5,
+                      "colour": pd.Categorical(rng.choice(["r", "g", "b"], 300)),
+                      "size": pd.Categorical(rng.choice(["s", "l"], 300))})
+holes = ampute(frame, 0.3, "mcar", random_state=0)
+mixed = VAEImputer(device="cuda", n_epochs=5, random_state=0).fit(holes)
+filled = mixed.transform(holes)
+assert filled.notna().all().all() and (filled.dtypes == holes.dtypes).all()
+draws = mixed.sample_imputations(holes, n_imputations=2, random_state=0)
+print("mixed table on cuda, score", mixed.score(holes), "draws", len(draws))
 PY
 } 2>&1 | tee "$out/gpu_smoke.log"
+if [ "${SCALING:-1}" != 0 ]; then
 timeout 300 $python benchmarks/scaling.py --methods VAEImputer --sizes 100000 1000000 \
   --vae-params '{"device": "cuda"}' --threads 4 --timeout 140 --skip-eval-samples \
   --results-dir "$out" --output scaling_cuda_large.json 2>&1 | tee "$out/gpu_scaling_large.log"
 timeout 340 $python benchmarks/scaling.py --methods VAEImputer --sizes 10000 \
   --vae-params '{"device": "cuda"}' --threads 4 --timeout 270 \
   --results-dir "$out" --output scaling_cuda_small.json 2>&1 | tee "$out/gpu_scaling_small.log"
+fi
 # The test suite with device="auto" resolving to CUDA (about 3 minutes on 14 workers).
 timeout "${TEST_SECONDS:-300}" $python -m pytest -q -rfE -n 14 -p no:cacheprovider -p no:benchmark \
   tests > "$out/gpu_tests.log" 2>&1
