@@ -8,6 +8,7 @@ import torch
 
 from impute_dgm.distributions import (
     BernoulliLikelihood,
+    CategoricalLikelihood,
     GaussianEncoder,
     GaussianLikelihood,
     StandardNormalPrior,
@@ -254,3 +255,37 @@ def test_likelihood_parameters_reach_the_distributions_contiguous():
     distribution = joint(torch.randn(3, 5, 2 * 2 + 1))
     gaussian, bernoulli = distribution.parts
     assert gaussian.loc.is_contiguous() and bernoulli.logits.is_contiguous()
+
+
+def test_categorical_levels_given_as_a_numpy_integer_are_one_count_for_every_column():
+    likelihood = CategoricalLikelihood(np.int64(4), ordered=False)
+    assert likelihood.n_levels == 4 and not likelihood.per_column
+    view = likelihood.encoder_view(torch.tensor([[3.0, 1.0]]), torch.ones(1, 2))
+    assert torch.equal(view, torch.tensor([[0.0, 0.0, 0.0, 1.0, 0.0, 1.0, 0.0, 0.0]]))
+    per_column = CategoricalLikelihood(np.array([2, 3]), ordered=False)
+    assert per_column.n_levels == (2, 3) and per_column.decoder_width(2) == 5
+
+
+def test_likelihoods_pickled_before_their_index_buffers_existed_rebuild_them():
+    import pickle
+
+    from impute_dgm.distributions.likelihoods import ColumnLikelihoods
+
+    def mixed():
+        categories = CategoricalLikelihood((2, 3), ordered=False)
+        return ColumnLikelihoods([(GaussianLikelihood(), [1]), (categories, [0, 2])])
+
+    old = mixed()
+    for module in old.modules():  # what a file from before the buffers holds
+        for name in list(module._non_persistent_buffers_set):
+            del module._buffers[name]
+            module._non_persistent_buffers_set.discard(name)
+    assert not any(True for _ in old.buffers())
+    restored = pickle.loads(pickle.dumps(old))
+    params = torch.randn(4, 7)
+    values = torch.tensor([[1.0, 0.3, 2.0]]).expand(4, 3)
+    assert torch.equal(restored(params).log_prob(values), mixed()(params).log_prob(values))
+    assert torch.equal(
+        restored.encoder_view(values, torch.ones(4, 3)),
+        mixed().encoder_view(values, torch.ones(4, 3)),
+    )

@@ -453,3 +453,26 @@ def test_scaling_in_row_chunks_matches_standard_scaler_on_a_table_larger_than_a_
     decoded = schema.decode(np.nan_to_num(encoded))
     observed = ~np.isnan(X)
     np.testing.assert_allclose(decoded[observed], X[observed], rtol=1e-12, atol=1e-13)
+
+
+@pytest.mark.parametrize("missingness", ["mar", "self_masking"])
+def test_a_training_step_builds_no_tensor_from_host_data(table, missingness):
+    """The blocks' column indices and the categories' level indices are made once, at fit:
+    made at every step from Python lists, each would be a host-to-device copy that waits for
+    the GPU on CUDA. ``aten::lift_fresh`` is what torch records for a tensor made from host
+    data."""
+    torch = pytest.importorskip("torch")
+    from torch.profiler import profile
+
+    _, holes = table
+    imputer = VAEImputer(n_epochs=1, hidden_dims=(8,), missingness=missingness, random_state=0)
+    model = imputer.fit(holes).model_
+    encoded = imputer.schema_.encode(holes.iloc[:16])
+    x = torch.as_tensor(np.nan_to_num(encoded), dtype=torch.float32)
+    mask = torch.as_tensor(~np.isnan(encoded), dtype=torch.float32)
+    noise = torch.randn(5, 16, model.latent_dim + model.n_features)
+    with profile() as profiler:
+        model.bound(x, mask, noise).mean().backward()
+    names = [event.name for event in profiler.events()]
+    assert "aten::constant_pad_nd" in names  # the categories' padded block ran
+    assert names.count("aten::lift_fresh") == 0

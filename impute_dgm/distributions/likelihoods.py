@@ -9,6 +9,7 @@ each over its own block of columns, for tables whose columns are of different ki
 from __future__ import annotations
 
 import copy
+import numbers
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -241,10 +242,38 @@ class CategoricalLikelihood(Likelihood):
         super().__init__()
         self.n_levels = (
             n_levels
-            if n_levels is None or isinstance(n_levels, int)
+            if n_levels is None or isinstance(n_levels, numbers.Integral)
             else tuple(int(count) for count in n_levels)
         )
+        if isinstance(self.n_levels, numbers.Integral):
+            self.n_levels = int(self.n_levels)
         self.ordered = ordered
+        self._register_level_indices()
+
+    def _register_level_indices(self) -> None:
+        """The per-column index tensors, made once as buffers (they follow ``.to(device)`` and
+        stay out of the ``state_dict``): made at every call, each would be a copy from the
+        host at every training step, one that waits for the GPU on CUDA."""
+        if not self.per_column:
+            return
+        counts = np.asarray(self.n_levels)
+        widest, total = counts.max(), counts.sum()
+        offsets = np.cumsum(counts) - counts
+        # For every (column, level) slot of the padded (C, widest) logits, the decoder output
+        # that fills it, or the index just past them (a -inf logit) for levels a column lacks.
+        positions = np.full((len(counts), widest), total)
+        for column, (offset, count) in enumerate(zip(offsets, counts, strict=True)):
+            positions[column, :count] = offset + np.arange(count)
+        self.register_buffer("_level_counts", torch.as_tensor(counts), persistent=False)
+        self.register_buffer("_level_offsets", torch.as_tensor(offsets), persistent=False)
+        self.register_buffer(
+            "_padded_positions", torch.as_tensor(positions.ravel()), persistent=False
+        )
+
+    def __setstate__(self, state: dict) -> None:
+        super().__setstate__(state)
+        if "_padded_positions" not in self._buffers:  # pickled before the buffers existed
+            self._register_level_indices()
 
     @property
     def n_params(self) -> int:  # type: ignore[override]
@@ -272,17 +301,6 @@ class CategoricalLikelihood(Likelihood):
             return self.n_levels
         return (self.widest,) * n_features
 
-    def _padded_positions(self, device) -> torch.Tensor:
-        """For every (column, level) slot of the padded (C, widest) logits, the decoder output
-        that fills it, or the index just past them (a -inf logit) for levels a column lacks."""
-        counts = self.n_levels
-        widest, total = max(counts), sum(counts)
-        positions = np.full((len(counts), widest), total)
-        offsets = np.cumsum((0, *counts[:-1]))
-        for column, (offset, count) in enumerate(zip(offsets, counts, strict=True)):
-            positions[column, :count] = offset + np.arange(count)
-        return torch.as_tensor(positions.ravel(), device=device)
-
     def decoder_width(self, n_features: int) -> int:
         return sum(self.level_counts(n_features))
 
@@ -291,22 +309,27 @@ class CategoricalLikelihood(Likelihood):
             logits = params.unflatten(-1, (-1, self.n_levels))
             return Categorical(logits=logits, validate_args=False)
         with_impossible = torch.nn.functional.pad(params, (0, 1), value=-torch.inf)
-        padded = with_impossible.index_select(-1, self._padded_positions(params.device))
+        padded = with_impossible.index_select(-1, self._padded_positions.to(params.device))
         return Categorical(logits=padded.unflatten(-1, (-1, self.widest)), validate_args=False)
 
     def encoder_view(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         n_features = x.shape[-1]
         if not self.ordered:
             # One-hot, all zeros where the category is missing.
-            counts = torch.as_tensor(self.level_counts(n_features), device=x.device)
-            codes = torch.minimum((x * mask).long().clamp(min=0), counts - 1)
-            offsets = torch.cumsum(counts, 0) - counts
-            view = x.new_zeros((*x.shape[:-1], int(counts.sum())))
+            codes = (x * mask).long().clamp(min=0)
+            if self.per_column:
+                self.level_counts(n_features)  # checks the number of columns
+                counts = self._level_counts.to(x.device)
+                codes, offsets = torch.minimum(codes, counts - 1), self._level_offsets.to(x.device)
+            else:
+                codes = codes.clamp(max=self.widest - 1)
+                offsets = torch.arange(n_features, device=x.device) * self.widest
+            view = x.new_zeros((*x.shape[:-1], self.encoder_width(n_features)))
             return view.scatter_(-1, codes + offsets, mask.to(x.dtype))
         # Levels 0..L-1 are not standardised (the likelihood needs them as they are); the
         # encoder gets them in [0, 1] so that its tanh units are not saturated from the start.
         if self.per_column:
-            highest = torch.as_tensor(self.n_levels, dtype=x.dtype, device=x.device) - 1
+            highest = self._level_counts.to(device=x.device, dtype=x.dtype) - 1
             return x * mask / highest
         return x * mask / (self.n_levels - 1)
 
@@ -664,9 +687,25 @@ class ColumnLikelihoods(Likelihood):
         self.parts = nn.ModuleList([likelihood for likelihood, _ in blocks])
         self.columns = [list(map(int, columns)) for _, columns in blocks]
         self.n_features = sum(len(columns) for columns in self.columns)
+        self._register_column_indices()
+
+    def _register_column_indices(self) -> None:
+        """Each block's columns as an index buffer, made once: see
+        :meth:`CategoricalLikelihood._register_level_indices`."""
+        for block, columns in enumerate(self.columns):
+            index = torch.as_tensor(columns, dtype=torch.long)
+            self.register_buffer(f"_columns_of_block_{block}", index, persistent=False)
+
+    def __setstate__(self, state: dict) -> None:
+        super().__setstate__(state)
+        if "_columns_of_block_0" not in self._buffers:  # pickled before the buffers existed
+            self._register_column_indices()
 
     def _indices(self, device) -> list[torch.Tensor]:
-        return [torch.as_tensor(c, device=device) for c in self.columns]
+        return [
+            self.get_buffer(f"_columns_of_block_{block}").to(device)
+            for block in range(len(self.columns))
+        ]
 
     def _slices(self, widths: list[int]):
         start = 0
