@@ -257,7 +257,7 @@ class VAEClassifier(ClassifierMixin, BaseVAE):
 
         random_state, device, (x_all, mask_all) = self._initialise_model(X)
         labels_all = torch.as_tensor(codes, device=device)
-        model, n_classes = self.model_, len(self.classes_)
+        model = self.model_
         noise_dim, n_importance = model.noise_dim, self.n_importance
         pool = labels_all >= 0
         pool_x, pool_mask, pool_labels = (
@@ -270,19 +270,7 @@ class VAEClassifier(ClassifierMixin, BaseVAE):
 
         def generative_loss(x, mask, labels, noise, weight) -> torch.Tensor:
             """Sum over rows of -bound: labelled rows with y, unlabelled ones summed over y."""
-            known = labels >= 0
-            total = x.new_zeros(())
-            if known.any():
-                one_hot = model.one_hot(labels[known], n_classes, x.dtype)
-                bound = model.labelled_bound(
-                    x[known], mask[known], one_hot, noise[:, known], weight
-                )
-                total = total - bound.sum()
-            if (~known).any():
-                unknown = ~known
-                bound = model.unlabelled_bound(x[unknown], mask[unknown], noise[:, unknown], weight)
-                total = total - bound.sum()
-            return total
+            return -model.partially_labelled_bound(x, mask, labels, noise, weight).sum()
 
         def loss(batch, generator, kl_weight):
             x, mask, labels = batch

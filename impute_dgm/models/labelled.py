@@ -249,6 +249,30 @@ class LabelledLatentVariableModel(nn.Module):
         per_class = self.bounds_per_class(x, mask, noise, kl_weight)
         return (label_posterior.probs * per_class).sum(dim=-1) + label_posterior.entropy()
 
+    def partially_labelled_bound(
+        self,
+        x: torch.Tensor,
+        mask: torch.Tensor,
+        labels: torch.Tensor,
+        noise: torch.Tensor,
+        kl_weight: float = 1.0,
+    ) -> torch.Tensor:
+        """Per row, the labelled bound where ``labels`` (B,) holds a class code and the
+        unlabelled bound where it is negative.
+
+        Both come from one :meth:`bounds_per_class` over the whole batch: a labelled row's
+        bound is its class's entry (the same noise, so the same value as
+        :meth:`labelled_bound`). Splitting the batch by label instead needs its row counts on
+        the host, a wait for the GPU at every step on CUDA; the price is the bounds of the other
+        classes for the few labelled rows of a batch.
+        """
+        label_posterior = self.label_posterior(x, mask, noise if self.auxiliary_dim else None)
+        per_class = self.bounds_per_class(x, mask, noise, kl_weight)
+        unlabelled = (label_posterior.probs * per_class).sum(dim=-1) + label_posterior.entropy()
+        known = labels >= 0
+        labelled = per_class.gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+        return torch.where(known, labelled, unlabelled)
+
     def bound(self, x: torch.Tensor, mask: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """log sum_y exp(bound(x, y)): the tighter bound on log p(x_obs) used for scoring."""
         return torch.logsumexp(self.bounds_per_class(x, mask, noise), dim=-1)
