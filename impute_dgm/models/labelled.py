@@ -245,8 +245,14 @@ class LabelledLatentVariableModel(nn.Module):
         self, x: torch.Tensor, mask: torch.Tensor, noise: torch.Tensor, kl_weight: float = 1.0
     ) -> torch.Tensor:
         """E_q(y|x)[bound(x, y)] + H[q(y | x)], a bound on log p(x_obs) per row."""
-        label_posterior = self.label_posterior(x, mask, noise if self.auxiliary_dim else None)
         per_class = self.bounds_per_class(x, mask, noise, kl_weight)
+        return self._expected_over_labels(x, mask, noise, per_class)
+
+    def _expected_over_labels(
+        self, x: torch.Tensor, mask: torch.Tensor, noise: torch.Tensor, per_class: torch.Tensor
+    ) -> torch.Tensor:
+        """E_q(y|x)[per_class] + H[q(y | x)] for the bounds ``per_class`` (B, C)."""
+        label_posterior = self.label_posterior(x, mask, noise if self.auxiliary_dim else None)
         return (label_posterior.probs * per_class).sum(dim=-1) + label_posterior.entropy()
 
     def partially_labelled_bound(
@@ -266,12 +272,10 @@ class LabelledLatentVariableModel(nn.Module):
         the host, a wait for the GPU at every step on CUDA; the price is the bounds of the other
         classes for the few labelled rows of a batch.
         """
-        label_posterior = self.label_posterior(x, mask, noise if self.auxiliary_dim else None)
         per_class = self.bounds_per_class(x, mask, noise, kl_weight)
-        unlabelled = (label_posterior.probs * per_class).sum(dim=-1) + label_posterior.entropy()
-        known = labels >= 0
+        unlabelled = self._expected_over_labels(x, mask, noise, per_class)
         labelled = per_class.gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)
-        return torch.where(known, labelled, unlabelled)
+        return torch.where(labels >= 0, labelled, unlabelled)
 
     def bound(self, x: torch.Tensor, mask: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """log sum_y exp(bound(x, y)): the tighter bound on log p(x_obs) used for scoring."""
