@@ -240,13 +240,10 @@ class CategoricalLikelihood(Likelihood):
 
     def __init__(self, n_levels: int | Sequence[int] | None = None, ordered: bool = True) -> None:
         super().__init__()
-        self.n_levels = (
-            n_levels
-            if n_levels is None or isinstance(n_levels, numbers.Integral)
-            else tuple(int(count) for count in n_levels)
-        )
-        if isinstance(self.n_levels, numbers.Integral):
-            self.n_levels = int(self.n_levels)
+        if n_levels is None or isinstance(n_levels, numbers.Integral):
+            self.n_levels = None if n_levels is None else int(n_levels)
+        else:
+            self.n_levels = tuple(int(count) for count in n_levels)
         self.ordered = ordered
         self._register_level_indices()
 
@@ -315,16 +312,16 @@ class CategoricalLikelihood(Likelihood):
     def encoder_view(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         n_features = x.shape[-1]
         if not self.ordered:
-            # One-hot, all zeros where the category is missing.
+            # One-hot, all zeros where the category is missing (encoder_width checks the
+            # number of columns against n_levels).
+            view = x.new_zeros((*x.shape[:-1], self.encoder_width(n_features)))
             codes = (x * mask).long().clamp(min=0)
             if self.per_column:
-                self.level_counts(n_features)  # checks the number of columns
                 counts = self._level_counts.to(x.device)
                 codes, offsets = torch.minimum(codes, counts - 1), self._level_offsets.to(x.device)
             else:
                 codes = codes.clamp(max=self.widest - 1)
                 offsets = torch.arange(n_features, device=x.device) * self.widest
-            view = x.new_zeros((*x.shape[:-1], self.encoder_width(n_features)))
             return view.scatter_(-1, codes + offsets, mask.to(x.dtype))
         # Levels 0..L-1 are not standardised (the likelihood needs them as they are); the
         # encoder gets them in [0, 1] so that its tanh units are not saturated from the start.

@@ -28,7 +28,6 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 from torch.distributions import Categorical, Distribution
-from torch.nn.functional import one_hot
 
 from impute_dgm.bounds import importance_weighted_bound, log_importance_weights
 from impute_dgm.distributions.likelihoods import Likelihood
@@ -280,7 +279,3 @@ class LabelledLatentVariableModel(nn.Module):
     def bound(self, x: torch.Tensor, mask: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """log sum_y exp(bound(x, y)): the tighter bound on log p(x_obs) used for scoring."""
         return torch.logsumexp(self.bounds_per_class(x, mask, noise), dim=-1)
-
-    @staticmethod
-    def one_hot(labels: torch.Tensor, n_classes: int, dtype: torch.dtype) -> torch.Tensor:
-        return one_hot(labels, n_classes).to(dtype)
