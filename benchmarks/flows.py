@@ -119,7 +119,7 @@ def toy_methods(quick: bool) -> dict:
         hidden_dims=(64, 64),
         n_bins=8,
         lr_schedule="constant",
-        n_epochs=5 if quick else 150,
+        n_epochs=2 if quick else 150,
         batch_size=256,
         lr=2e-3,
         n_iter_no_change=15,
@@ -127,7 +127,7 @@ def toy_methods(quick: bool) -> dict:
     )
     return {
         "FlowDensityEstimator (defaults)": lambda: FlowDensityEstimator(
-            random_state=0, **({"n_epochs": 5} if quick else {})
+            random_state=0, **({"n_epochs": 2} if quick else {})
         ),
         "RealNVP (8 affine x (64, 64), N(0, I))": lambda: FlowDensityEstimator(
             coupling="affine", base="normal", **trained
@@ -141,7 +141,7 @@ def toy_methods(quick: bool) -> dict:
             hidden_dims=(128, 128),
             n_bins=32,
             lr=3e-3,
-            n_epochs=5 if quick else 300,
+            n_epochs=2 if quick else 300,
             lr_schedule="cosine",
             early_stopping=False,
             random_state=0,
@@ -150,10 +150,10 @@ def toy_methods(quick: bool) -> dict:
         # needs 32, a blurred curve overfits them and wants 16), on averaged weights.
         TOY_CV: lambda: GridSearchCV(
             FlowDensityEstimator(
-                weight_averaging=0.9995, random_state=0, **({"n_epochs": 5} if quick else {})
+                weight_averaging=0.9995, random_state=0, **({"n_epochs": 2} if quick else {})
             ),
             {"n_bins": [16, 32]},
-            cv=3,
+            cv=2 if quick else 3,
         ),
         "KDE (bandwidth by CV)": lambda: GridSearchCV(
             KernelDensity(), {"bandwidth": np.geomspace(0.01, 0.5, 3 if quick else 15)}, cv=3
@@ -167,8 +167,8 @@ def run_toys(quick: bool, selected: set | None = None) -> tuple[dict, dict]:
     results, grids = {}, {}
     for name, (sampler, log_density) in TOYS.items():
         rng = np.random.default_rng(0)
-        X = sampler(2000 if quick else 10000, rng)
-        truth = sampler(5000 if quick else 20000, np.random.default_rng(1))
+        X = sampler(600 if quick else 10000, rng)
+        truth = sampler(1000 if quick else 20000, np.random.default_rng(1))
         # The exact two-moons density sums over thousands of arc points: once per toy.
         true_log_density = log_density(truth)
         results[name] = {}
@@ -201,7 +201,7 @@ def run_toys(quick: bool, selected: set | None = None) -> tuple[dict, dict]:
                 flush=True,
             )
             if method == "FlowDensityEstimator (defaults)":
-                xs = np.linspace(-3, 3, 100 if quick else 200)
+                xs = np.linspace(-3, 3, 50 if quick else 200)
                 grid = np.stack(np.meshgrid(xs, xs), -1).reshape(-1, 2)
                 grids[name] = (xs, np.exp(log_density(grid)), np.exp(model.score_samples(grid)))
     return results, grids
@@ -395,8 +395,9 @@ def digits_methods(quick: bool) -> dict:
 
 
 def run_digits(seeds: int, quick: bool) -> dict:
-    X = load_digits().data
-    n_sampled = 50 if quick else 5000  # zuko's NSF samples ~60 rows/s (autoregressive)
+    X = load_digits().data[: 500 if quick else None]  # --quick: a smoke run, not a figure
+    n_sampled = 10 if quick else 5000  # zuko's NSF samples ~60 rows/s (autoregressive)
+    n_warm_up = min(100, n_sampled)
     records: dict[str, dict[str, list]] = {}
     for seed in range(seeds):
         order = np.random.default_rng(seed).permutation(len(X))
@@ -415,11 +416,11 @@ def run_digits(seeds: int, quick: bool) -> dict:
             scores = model.score_samples(X_test)
             bits = float(-scores.mean() / (64 * math.log(2)))
             if isinstance(model, ExternalFlow):
-                model.sample(100)
+                model.sample(n_warm_up)
                 start = time.perf_counter()
                 model.sample(n_sampled)
             else:
-                model.sample(100, random_state=0)
+                model.sample(n_warm_up, random_state=0)
                 start = time.perf_counter()
                 model.sample(n_sampled, random_state=0)
             sample_rate = n_sampled / (time.perf_counter() - start)
@@ -455,7 +456,7 @@ def run_digits(seeds: int, quick: bool) -> dict:
 
 
 def print_toys(toys: dict) -> None:
-    print("\nToy densities (KL and held-out log-likelihood on fresh draws: 20,000; --quick 5,000)")
+    print("\nToy densities (KL and held-out log-likelihood on fresh draws: 20,000; --quick 1,000)")
     print_table(
         [
             {
@@ -517,7 +518,7 @@ def main(argv: list[str] | None = None) -> dict:
     earlier = json.loads(Path(args.update).read_text()) if args.update else None
     selected = set(args.toy_methods) if args.toy_methods is not None else None
 
-    print("Toy 2D densities (10000 training draws)")
+    print(f"Toy 2D densities ({600 if args.quick else 10000} training draws)")
     toys, grids = run_toys(args.quick, selected)
     results_dir = Path(args.results_dir)
     results_dir.mkdir(parents=True, exist_ok=True)

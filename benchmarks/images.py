@@ -58,7 +58,7 @@ def square(n_rows: int, side: int, block: int, rng) -> np.ndarray:
 
 
 def methods(seed: int, quick: bool, n_levels: int) -> dict:
-    vae = {"n_epochs": 5, "hidden_dims": (32,)} if quick else {}
+    vae = {"n_epochs": 5, "hidden_dims": (32,), "n_eval_samples": 20} if quick else {}
     return {
         "KNNImputer": lambda: KNNImputer(n_neighbors=5),
         "IterativeImputer (BayesianRidge)": lambda: IterativeImputer(

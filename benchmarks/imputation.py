@@ -35,7 +35,7 @@ VAE_PARAMS: dict = {}
 
 
 def make_methods(seed: int, quick: bool) -> dict:
-    vae_params = {"n_epochs": 30} if quick else VAE_PARAMS
+    vae_params = {"n_epochs": 5} if quick else VAE_PARAMS
     return {
         "mean": lambda: SimpleImputer(strategy="mean"),
         "KNNImputer": lambda: KNNImputer(n_neighbors=5),
@@ -44,7 +44,7 @@ def make_methods(seed: int, quick: bool) -> dict:
         ),
         "IterativeImputer (ExtraTrees)": lambda: IterativeImputer(
             estimator=ExtraTreesRegressor(
-                n_estimators=20 if quick else 100, n_jobs=-1, random_state=seed
+                n_estimators=10 if quick else 100, n_jobs=-1, random_state=seed
             ),
             max_iter=3 if quick else 10,
             random_state=seed,

@@ -187,7 +187,7 @@ def eval_samples_study(args) -> list[dict]:
     rows = []
     for n_samples in EVAL_SAMPLES:
         imputer.set_params(n_eval_samples=n_samples)
-        repeats = 3
+        repeats = 1 if args.quick else 3
         start = time.perf_counter()
         for _ in range(repeats):
             imputed = imputer.transform(X_missing)

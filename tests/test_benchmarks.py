@@ -87,7 +87,12 @@ def test_density_benchmark_writes_its_table_and_figures(tmp_path, monkeypatch):
 
 def test_serving_benchmark_times_real_requests(tmp_path, monkeypatch):
     pytest.importorskip("mlflow", reason="the serving benchmark serves with MLflow ([mlflow])")
-    run_script("serving.py", ["--quick", "--results-dir", str(tmp_path)], monkeypatch)
+    # Ten importance samples a row: the timings measure the served model all the same.
+    run_script(
+        "serving.py",
+        ["--quick", "--n-eval-samples", "10", "--results-dir", str(tmp_path)],
+        monkeypatch,
+    )
     payload = json.loads((tmp_path / "serving.json").read_text())
     latency = payload["latency"]
     assert set(latency) == {"1_rows", "1000_rows"}
@@ -102,7 +107,8 @@ def test_serving_load_answers_valid_requests_and_refuses_malformed_ones(tmp_path
     pytest.importorskip("mlflow", reason="the serving benchmark serves with MLflow ([mlflow])")
     run_script(
         "serving.py",
-        ["--load", "--quick", "--clients", "4", "--servers", "impute-dgm serve"]
+        ["--load", "--quick", "--n-eval-samples", "10", "--clients", "4"]
+        + ["--servers", "impute-dgm serve"]
         + ["--results-dir", str(tmp_path)],
         monkeypatch,
     )
@@ -362,10 +368,16 @@ def test_early_stopping_benchmark_compares_both_signals(tmp_path, monkeypatch):
 
 
 def test_scaling_benchmark_measures_each_method_in_its_own_process(tmp_path, monkeypatch):
+    # Two of the three methods: each process costs seconds of imports, and the third
+    # (IterativeImputer with BayesianRidge) runs through the same worker.
+    methods = ["VAEImputer", "missForest-style"]
     run_script(
-        "scaling.py", ["--quick", "--threads", "1", "--results-dir", str(tmp_path)], monkeypatch
+        "scaling.py",
+        ["--quick", "--threads", "1", "--methods", *methods, "--results-dir", str(tmp_path)],
+        monkeypatch,
     )
     payload = json.loads((tmp_path / "scaling.json").read_text())
+    assert list(payload["results"]) == methods
     for method, per_n in payload["results"].items():
         assert set(per_n) == {"200", "400"}
         for record in per_n.values():

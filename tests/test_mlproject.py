@@ -47,10 +47,16 @@ def mlflow_run(store, entry_point: str, **parameters) -> str:
     return finished.stdout + finished.stderr
 
 
-def test_train_registers_then_impute_fills_a_csv(project_store, tmp_path):
+@pytest.fixture(scope="module")
+def registered_iris_imputer(project_store) -> str:
+    """The train entry point, run once for the tests that use its registered model."""
     mlflow_run(
         project_store, "train", data="iris", n_epochs=5, missing_rate=0.2, model_name="iris-imputer"
     )
+    return "models:/iris-imputer@champion"
+
+
+def test_train_registers_then_impute_fills_a_csv(project_store, registered_iris_imputer, tmp_path):
     client = project_store["client"]
     version = client.get_model_version_by_alias("iris-imputer", "champion")
     run = client.get_run(version.run_id)
@@ -64,7 +70,7 @@ def test_train_registers_then_impute_fills_a_csv(project_store, tmp_path):
         "impute",
         input=tmp_path / "holes.csv",
         output=tmp_path / "filled.csv",
-        model_uri="models:/iris-imputer@champion",
+        model_uri=registered_iris_imputer,
     )
     filled = pd.read_csv(tmp_path / "filled.csv")
     assert list(filled.columns) == list(iris.columns)
@@ -80,11 +86,10 @@ def readme_curl_body() -> bytes:
     return text[start : text.index("'", start)].encode()
 
 
-def test_readme_serve_and_curl_example(project_store, model_server):
+def test_readme_serve_and_curl_example(project_store, registered_iris_imputer, model_server):
     """The README's train -> serve -> curl commands, on the model the MLproject registered."""
-    mlflow_run(project_store, "train", data="iris", n_epochs=5, model_name="iris-imputer")
     with model_server(
-        "models:/iris-imputer@champion", project_store["env"], project_store["folder"]
+        registered_iris_imputer, project_store["env"], project_store["folder"]
     ) as post:
         status, text = post(readme_curl_body())
     assert status == 200, text
@@ -100,7 +105,7 @@ def test_readme_serve_and_curl_example(project_store, model_server):
 
 
 def test_evaluate_logs_rmse_and_mae_for_every_imputer(project_store):
-    mlflow_run(project_store, "evaluate", data="iris", n_epochs=30, mechanism="mar")
+    mlflow_run(project_store, "evaluate", data="iris", n_epochs=5, mechanism="mar")
     client = project_store["client"]
     experiment = client.get_experiment_by_name("mlproject-test")
     runs = client.search_runs([experiment.experiment_id], filter_string="params.mechanism = 'mar'")
