@@ -3,15 +3,21 @@
 Public estimators live at the top level; building blocks in the sub-packages.
 """
 
-from impute_dgm.estimators import (
-    BootstrapImputer,
-    EmbedThenClassify,
-    FlowDensityEstimator,
-    SemiSupervisedEnsemble,
-    VAEClassifier,
-    VAEEmbedder,
-    VAEImputer,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # for type checkers and IDEs; at run time they load on first use
+    from impute_dgm.estimators import (
+        BootstrapImputer,
+        EmbedThenClassify,
+        FlowDensityEstimator,
+        SemiSupervisedEnsemble,
+        VAEClassifier,
+        VAEEmbedder,
+        VAEImputer,
+    )
 
 __all__ = [
     "BootstrapImputer",
@@ -23,3 +29,17 @@ __all__ = [
     "VAEImputer",
 ]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    # The estimators import torch, which takes seconds: they load when first named (PEP 562),
+    # so that `import impute_dgm` and the command line's --help and input checks answer at once.
+    if name in __all__:
+        value = getattr(importlib.import_module("impute_dgm.estimators"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'impute_dgm' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

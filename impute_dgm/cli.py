@@ -40,10 +40,15 @@ def read_table(path: str) -> pd.DataFrame:
         raise CommandError(f"{path}: cannot be read as a table ({error})") from None
 
 
-def write_table(frame: pd.DataFrame, path: str) -> None:
+def check_output_path(path: str) -> Path:
     target = Path(path)
     if target.suffix.lower() not in TABLE_SUFFIXES:
         raise CommandError(f"{path}: expected a .csv or .parquet output path")
+    return target
+
+
+def write_table(frame: pd.DataFrame, path: str) -> None:
+    target = check_output_path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     if target.suffix.lower() == ".csv":
         frame.to_csv(target, index=False)
@@ -52,18 +57,18 @@ def write_table(frame: pd.DataFrame, path: str) -> None:
 
 
 def load_model(path: str):
-    from impute_dgm.persistence import load_estimator
-
     if not Path(path).is_dir():
         raise CommandError(f"{path}: no such model directory (made by `impute-dgm fit`)")
+    from impute_dgm.persistence import load_estimator  # imports torch: after the checks
+
     return load_estimator(path)
 
 
 def _fit(args) -> None:
+    table = read_table(args.data)
     from impute_dgm import VAEImputer
     from impute_dgm.persistence import save_estimator
 
-    table = read_table(args.data)
     params = {
         "latent_dim": args.latent_dim,
         "missingness": args.missingness,
@@ -79,15 +84,19 @@ def _fit(args) -> None:
 
 
 def _impute(args) -> None:
-    model = load_model(args.model)
+    # Bad paths are reported before a model loads and a table is imputed for nothing.
+    check_output_path(args.output)
     table = read_table(args.data)
+    model = load_model(args.model)
     write_table(model.transform(table), args.output)
     print(f"imputed {int(table.isna().to_numpy().sum())} missing cells -> {args.output}")
 
 
 def _score(args) -> None:
-    model = load_model(args.model)
+    if args.output:
+        check_output_path(args.output)
     table = read_table(args.data)
+    model = load_model(args.model)
     scores = pd.DataFrame({"log_likelihood": model.score_samples(table)})
     if args.output:
         write_table(scores, args.output)

@@ -132,3 +132,23 @@ def test_serve_answers_a_request(workspace):
         answer = json.loads(urllib.request.urlopen(request, timeout=60).read())
         served = pd.DataFrame(answer["predictions"])
         assert served.shape == rows.shape and not served.isna().any().any()
+
+
+def test_help_and_path_checks_answer_without_importing_torch(tmp_path):
+    """The package loads its estimators (and torch, seconds) on first use, not on import."""
+    probe = (
+        "import sys\n"
+        "import impute_dgm\n"
+        "from impute_dgm.cli import main\n"
+        "assert 'torch' not in sys.modules, 'import impute_dgm imported torch'\n"
+        "code = main(['impute', 'data.csv', '-m', 'model', '-o', 'filled.txt'])\n"
+        "assert code == 2 and 'torch' not in sys.modules\n"
+        "assert 'VAEImputer' in dir(impute_dgm)\n"
+        "impute_dgm.VAEImputer\n"
+        "assert 'torch' in sys.modules\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=300, cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    assert "expected a .csv or .parquet output path" in done.stderr
