@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pickle
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from filelock import FileLock
 from sklearn.datasets import load_breast_cancer
 from sklearn.preprocessing import StandardScaler
 from statistical import seed
@@ -37,6 +39,30 @@ def remove_completely_at_random(X: np.ndarray, rate: float, random_seed: int) ->
 
 
 @pytest.fixture(scope="session")
+def fit_once(tmp_path_factory, worker_id):
+    """``fit_once(name, make)``: ``make()``, computed by one xdist worker for all of them.
+
+    Each worker builds its own session and module fixtures, and work stealing can split a
+    module's tests across workers, so an expensive fitted fixture would be trained twice. The
+    first worker to ask trains it and pickles it into the run's shared temporary folder; the
+    other waits on the lock and unpickles the same model.
+    """
+
+    def get(name: str, make):
+        if worker_id == "master":  # not under xdist
+            return make()
+        path = tmp_path_factory.getbasetemp().parent / f"fit-once-{name}.pickle"
+        with FileLock(f"{path}.lock"):
+            if path.exists():
+                return pickle.loads(path.read_bytes())
+            value = make()
+            path.write_bytes(pickle.dumps(value))
+            return value
+
+    return get
+
+
+@pytest.fixture(scope="session")
 def breast_cancer():
     """(X, X_missing): standardised breast cancer data and a 50% MCAR copy."""
     X = StandardScaler().fit_transform(load_breast_cancer().data)
@@ -44,10 +70,13 @@ def breast_cancer():
 
 
 @pytest.fixture(scope="session")
-def fitted_imputer(breast_cancer):
+def fitted_imputer(breast_cancer, fit_once):
     """A VAEImputer trained for a few seconds on the 50% MCAR breast cancer data."""
     _, X_missing = breast_cancer
-    return VAEImputer(n_epochs=120, random_state=seed(0)).fit(X_missing)
+    return fit_once(
+        "breast-cancer-imputer",
+        lambda: VAEImputer(n_epochs=120, random_state=seed(0)).fit(X_missing),
+    )
 
 
 @pytest.fixture

@@ -34,9 +34,9 @@ def digits_embedder(**params):
 
 
 @pytest.fixture(scope="module")
-def fitted(digits):
+def fitted(digits, fit_once):
     X_train, _, _, _ = digits
-    return digits_embedder(n_epochs=50).fit(X_train)
+    return fit_once("digits-embedder", lambda: digits_embedder(n_epochs=50).fit(X_train))
 
 
 @pytest.mark.statistical

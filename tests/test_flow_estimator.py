@@ -25,8 +25,10 @@ def moons():
 
 
 @pytest.fixture(scope="module")
-def fitted_moons(moons):
-    return small_flow(n_layers=6, n_epochs=80, lr=2e-3).fit(moons[:2000])
+def fitted_moons(moons, fit_once):
+    return fit_once(
+        "moons-flow", lambda: small_flow(n_layers=6, n_epochs=80, lr=2e-3).fit(moons[:2000])
+    )
 
 
 @pytest.mark.statistical

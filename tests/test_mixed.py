@@ -60,9 +60,12 @@ def table():
 
 
 @pytest.fixture(scope="module")
-def fitted(table):
+def fitted(table, fit_once):
     _, holes = table
-    return VAEImputer(n_epochs=60, hidden_dims=(64, 64), random_state=seed(0)).fit(holes)
+    return fit_once(
+        "mixed-table-imputer",
+        lambda: VAEImputer(n_epochs=60, hidden_dims=(64, 64), random_state=seed(0)).fit(holes),
+    )
 
 
 def test_one_likelihood_per_column_kind(fitted):

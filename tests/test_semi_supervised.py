@@ -49,10 +49,10 @@ def m2(**params):
 
 
 @pytest.fixture(scope="module")
-def m2_fits(digits):
+def m2_fits(digits, fit_once):
     X_train, X_test, y_train, y_test = digits
-    full = m2().fit(X_train, y_train)
-    partial = m2().fit(X_train, hide_labels(y_train, 50))
+    full = fit_once("m2-all-labels", lambda: m2().fit(X_train, y_train))
+    partial = fit_once("m2-50-labels", lambda: m2().fit(X_train, hide_labels(y_train, 50)))
     return full, partial
 
 
