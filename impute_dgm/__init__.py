@@ -38,7 +38,15 @@ def __getattr__(name: str):
         value = getattr(importlib.import_module("impute_dgm.estimators"), name)
         globals()[name] = value
         return value
-    raise AttributeError(f"module 'impute_dgm' has no attribute {name!r}")
+    if not name.startswith("__"):
+        # Sub-packages as attributes (`impute_dgm.persistence.load_estimator` after a bare
+        # `import impute_dgm`), as when the estimators were imported eagerly.
+        try:
+            return importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as error:
+            if error.name != f"{__name__}.{name}":
+                raise
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:

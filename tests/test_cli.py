@@ -146,6 +146,8 @@ def test_help_and_path_checks_answer_without_importing_torch(tmp_path):
         "assert 'VAEImputer' in dir(impute_dgm)\n"
         "impute_dgm.VAEImputer\n"
         "assert 'torch' in sys.modules\n"
+        "assert callable(impute_dgm.persistence.load_estimator)  # sub-packages as attributes\n"
+        "assert not hasattr(impute_dgm, 'no_such_thing')\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, timeout=300, cwd=tmp_path
