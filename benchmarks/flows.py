@@ -161,14 +161,20 @@ def toy_methods(quick: bool) -> dict:
     }
 
 
+def toy_rows(quick: bool) -> tuple[int, int]:
+    """Training draws and fresh draws (for KL and held-out likelihood) per toy."""
+    return (600, 1000) if quick else (10_000, 20_000)
+
+
 def run_toys(quick: bool, selected: set | None = None) -> tuple[dict, dict]:
     """Fit every toy method (or those in ``selected``) on each toy; the records and, when the
     defaults ran, their density grids for the figure."""
     results, grids = {}, {}
     for name, (sampler, log_density) in TOYS.items():
         rng = np.random.default_rng(0)
-        X = sampler(600 if quick else 10000, rng)
-        truth = sampler(1000 if quick else 20000, np.random.default_rng(1))
+        n_train, n_fresh = toy_rows(quick)
+        X = sampler(n_train, rng)
+        truth = sampler(n_fresh, np.random.default_rng(1))
         # The exact two-moons density sums over thousands of arc points: once per toy.
         true_log_density = log_density(truth)
         results[name] = {}
@@ -455,8 +461,8 @@ def run_digits(seeds: int, quick: bool) -> dict:
     return {name: {k: summarise(v) for k, v in rec.items()} for name, rec in records.items()}
 
 
-def print_toys(toys: dict) -> None:
-    print("\nToy densities (KL and held-out log-likelihood on fresh draws: 20,000; --quick 1,000)")
+def print_toys(toys: dict, quick: bool) -> None:
+    print(f"\nToy densities (KL and held-out log-likelihood on {toy_rows(quick)[1]:,} fresh draws)")
     print_table(
         [
             {
@@ -488,7 +494,7 @@ def _write_update(
         toy: fold_methods(methods, toys.get(toy, {}), rerun)
         for toy, methods in earlier["toy"].items()
     }
-    print_toys(toys)
+    print_toys(toys, args.quick)
     payload = {
         **earlier,
         "toy": toys,
@@ -518,7 +524,7 @@ def main(argv: list[str] | None = None) -> dict:
     earlier = json.loads(Path(args.update).read_text()) if args.update else None
     selected = set(args.toy_methods) if args.toy_methods is not None else None
 
-    print(f"Toy 2D densities ({600 if args.quick else 10000} training draws)")
+    print(f"Toy 2D densities ({toy_rows(args.quick)[0]:,} training draws)")
     toys, grids = run_toys(args.quick, selected)
     results_dir = Path(args.results_dir)
     results_dir.mkdir(parents=True, exist_ok=True)
@@ -565,7 +571,7 @@ def main(argv: list[str] | None = None) -> dict:
             / digits["zuko NSF"]["train_rows_per_s"]["mean"]
         )
 
-    print_toys(toys)
+    print_toys(toys, args.quick)
     print(f"\nDigits, {args.seeds} seeds (test 20%)")
     print_table(
         [
