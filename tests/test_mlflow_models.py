@@ -321,3 +321,18 @@ def test_local_model_server_reports_a_server_that_cannot_start(tmp_path):
     with pytest.raises(RuntimeError, match="exited"):
         with local_model_server(str(tmp_path / "no-model-here"), log_path=tmp_path / "log"):
             pass
+
+
+def test_serving_process_reports_the_output_of_a_server_that_exits_and_leaves_no_log(
+    tmp_path, monkeypatch
+):
+    import tempfile
+
+    from impute_dgm.integrations.mlflow_serving import free_local_port, serving_process
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    command = [sys.executable, "-c", "print('cannot bind the port')"]
+    with pytest.raises(RuntimeError, match="exited:\n.*cannot bind the port"):
+        with serving_process(command, free_local_port()):
+            pass
+    assert list(tmp_path.iterdir()) == []  # its temporary log went with it

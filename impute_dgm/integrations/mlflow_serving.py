@@ -51,7 +51,8 @@ def serving_process(
 
     It starts in its own session, with this interpreter's ``bin`` directory first on ``PATH``;
     the block begins once ``/ping`` answers, and the server and its workers are stopped when
-    it ends. Used by :func:`local_model_server`, the serving benchmark and the CLI's tests.
+    it ends. Its output goes to ``log_path`` (default: a temporary file, removed when the
+    block ends). Used by :func:`local_model_server`, the serving benchmark and the CLI's tests.
 
     Yields
     ------
@@ -65,8 +66,12 @@ def serving_process(
     """
     env = dict(os.environ if env is None else env)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    if log_path is None:
-        log_path = Path(tempfile.mkstemp(prefix="impute-dgm-serve-", suffix=".log")[1])
+    # A log of our own making goes when the block ends; its text is in any error raised here.
+    own_log = log_path is None
+    if own_log:
+        descriptor, name = tempfile.mkstemp(prefix="impute-dgm-serve-", suffix=".log")
+        os.close(descriptor)
+        log_path = name
     log_path = Path(log_path)
     with open(log_path, "w") as log:
         server = subprocess.Popen(
@@ -79,7 +84,9 @@ def serving_process(
             if server.poll() is not None:
                 raise RuntimeError(f"{command[:4]} exited:\n{log_path.read_text()}")
             if time.monotonic() > deadline:
-                raise RuntimeError(f"{command[:4]} did not answer in {timeout:.0f} s")
+                raise RuntimeError(
+                    f"{command[:4]} did not answer in {timeout:.0f} s:\n{log_path.read_text()}"
+                )
             time.sleep(0.5)
         yield server
     finally:
@@ -88,6 +95,8 @@ def serving_process(
         except ProcessLookupError:  # the whole group has exited already
             pass
         server.wait(timeout=60)
+        if own_log:
+            log_path.unlink(missing_ok=True)
 
 
 @contextmanager
@@ -117,7 +126,8 @@ def local_model_server(
     cwd : path, optional
         Working directory of the server.
     log_path : path, optional
-        Where the server's output goes (default: a temporary file).
+        Where the server's output goes (default: a temporary file, removed when the block
+        ends).
     timeout : float, default=180
         Seconds to wait for ``/ping`` to answer.
 
