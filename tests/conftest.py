@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pickle
+import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -36,6 +37,22 @@ def remove_completely_at_random(X: np.ndarray, rate: float, random_seed: int) ->
     X_missing = X.copy()
     X_missing[missing] = np.nan
     return X_missing
+
+
+@pytest.fixture(scope="session", autouse=True)
+def temporary_files_stay_in_the_run(tmp_path_factory):
+    """Point ``TMPDIR`` (this process and its subprocesses) into the run's pytest folder.
+
+    Libraries leave temporary folders behind: torchrun's rendezvous folders in the Spark
+    tests, MLflow projects' staging folders, the MLflow notebook's workspace. Under the run's
+    folder they go when pytest rotates its old runs instead of piling up in /tmp.
+    """
+    folder = tmp_path_factory.mktemp("tmp")
+    patch = pytest.MonkeyPatch()
+    patch.setenv("TMPDIR", str(folder))
+    patch.setattr(tempfile, "tempdir", str(folder))
+    yield folder
+    patch.undo()
 
 
 @pytest.fixture(scope="session")
