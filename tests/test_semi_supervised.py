@@ -191,7 +191,8 @@ def test_m2_defaults_round_the_normal_on_whole_number_pixels(digits):
 
 def test_m2_label_posteriors_follow_bayes_rule(digits):
     # "generative" is softmax over classes of log p(x_obs, y), each the labelled bound with the
-    # estimator's evaluation draws; "product" adds log q(y | x); "inference" is q(y | x).
+    # estimator's evaluation draws; "product" adds product_weight x log q(y | x); "inference"
+    # is q(y | x).
     import torch
 
     X_train, X_test, y_train, _ = digits
@@ -216,13 +217,27 @@ def test_m2_label_posteriors_follow_bayes_rule(digits):
         ).double()
     by_hand = torch.softmax(log_joint, dim=-1).numpy()
     assert np.allclose(generative, by_hand, atol=1e-5)
-    by_hand_product = torch.softmax(log_joint + torch.log(torch.as_tensor(q)), dim=-1).numpy()
+    log_q = torch.log(torch.as_tensor(q))
+    by_hand_product = torch.softmax(log_joint + 0.5 * log_q, dim=-1).numpy()  # q^0.5 p(x_obs|y)
     assert np.allclose(product, by_hand_product, atol=1e-5)
-    for probabilities in (q, generative, product):
+    plain = model.set_params(product_weight=1.0).predict_proba(X_holes)
+    assert np.allclose(plain, torch.softmax(log_joint + log_q, dim=-1).numpy(), atol=1e-5)
+    assert np.allclose(model.set_params(product_weight=0.0).predict_proba(X_holes), generative)
+    for probabilities in (q, generative, product, plain):
         assert probabilities.shape == (12, 10)
         assert np.allclose(probabilities.sum(axis=1), 1.0)
     assert not np.allclose(q, generative, atol=1e-3)
-    assert VAEClassifier().label_posterior == "product"
+    assert not np.allclose(product, plain, atol=1e-3)
+    defaults = VAEClassifier()
+    assert (defaults.label_posterior, defaults.product_weight) == ("product", 0.5)
+
+    # A classifier saved before product_weight existed keeps the plain product it had.
+    state = model.set_params(product_weight=0.5).__getstate__()
+    del state["product_weight"]
+    loaded = VAEClassifier.__new__(VAEClassifier)
+    loaded.__setstate__(state)
+    assert loaded.get_params()["product_weight"] == 1.0
+    assert np.allclose(loaded.predict_proba(X_holes), plain)
 
 
 @pytest.mark.statistical
