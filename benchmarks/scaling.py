@@ -12,7 +12,9 @@ automatic budget), IterativeImputer (BayesianRidge) and the missForest-style Ite
 The growth exponent of fit time, log(t2 / t1) / log(n2 / n1), between successive sizes.
 
 Part 2, imputation cost: one VAEImputer fit on breast cancer (50% MCAR), then ``transform``
-with n_eval_samples from 50 to 1000: rows per second and RMSE.
+with n_eval_samples from 50 to 1000: rows per second and RMSE; with ``--eval-samples-rows N``
+also one fit on the synthetic table with N rows, then ``transform`` of its first
+``--eval-rows`` rows with 5 to 500 samples a row.
 
 Prints both tables and writes ``benchmarks/results/scaling.json``.
 
@@ -35,6 +37,7 @@ from _common import RESULTS, environment, nonlinear_table, print_table, write_js
 
 METHODS = ("VAEImputer", "IterativeImputer (BayesianRidge)", "missForest-style")
 EVAL_SAMPLES = (50, 100, 200, 500, 1000)
+SYNTHETIC_EVAL_SAMPLES = (5, 10, 20, 50, 100, 200, 500)
 
 
 def _status_kib(field: str) -> int:
@@ -169,6 +172,22 @@ def growth_exponents(results: dict, sizes: list[int]) -> dict:
     return exponents
 
 
+def _transform_against_samples(imputer, X, X_missing, samples, repeats: int) -> list[dict]:
+    """Rows per second and RMSE of ``imputer.transform`` for each n_eval_samples."""
+    missing = np.isnan(X_missing)
+    rows = []
+    for n_samples in samples:
+        imputer.set_params(n_eval_samples=n_samples)
+        start = time.perf_counter()
+        for _ in range(repeats):
+            imputed = imputer.transform(X_missing)
+        seconds = (time.perf_counter() - start) / repeats
+        rmse = float(np.sqrt(np.mean((imputed[missing] - X[missing]) ** 2)))
+        rows.append({"n_eval_samples": n_samples, "rows_per_second": len(X) / seconds,
+                     "rmse": rmse})  # fmt: skip
+    return rows
+
+
 def eval_samples_study(args) -> list[dict]:
     """Rows per second and RMSE of transform against n_eval_samples, one fit on breast cancer."""
     import torch
@@ -181,21 +200,40 @@ def eval_samples_study(args) -> list[dict]:
     X = load_table("breast_cancer")[0].to_numpy(dtype=float)
     X = (X - X.mean(0)) / X.std(0)
     X_missing = ampute(X, 0.5, "mcar", random_state=args.seed)
-    missing = np.isnan(X_missing)
     params = {"n_epochs": 3, "hidden_dims": (16,)} if args.quick else {}
     imputer = VAEImputer(random_state=args.seed, **params).fit(X_missing)
-    rows = []
-    for n_samples in EVAL_SAMPLES:
-        imputer.set_params(n_eval_samples=n_samples)
-        repeats = 1 if args.quick else 3
-        start = time.perf_counter()
-        for _ in range(repeats):
-            imputed = imputer.transform(X_missing)
-        seconds = (time.perf_counter() - start) / repeats
-        rmse = float(np.sqrt(np.mean((imputed[missing] - X[missing]) ** 2)))
-        rows.append({"n_eval_samples": n_samples, "rows_per_second": len(X) / seconds,
-                     "rmse": rmse})  # fmt: skip
-    return rows
+    return _transform_against_samples(imputer, X, X_missing, EVAL_SAMPLES, 1 if args.quick else 3)
+
+
+def synthetic_eval_samples_study(args) -> list[dict]:
+    """The same on the synthetic table of part 1 with ``--eval-samples-rows`` rows.
+
+    One fit with the defaults on every row, then ``transform`` of the first ``--eval-rows``
+    rows: the table the throughput target is set on, down to the few samples a row that
+    20,000 rows/s would allow on 2 cores.
+    """
+    import torch
+
+    from impute_dgm import VAEImputer
+    from impute_dgm.missingness import ampute
+
+    torch.set_num_threads(args.threads)
+    X = nonlinear_table(args.eval_samples_rows, args.seed)
+    X_missing = ampute(X, 0.3, "mcar", random_state=args.seed)
+    params = {"n_epochs": 3, "hidden_dims": (16,)} if args.quick else {}
+    imputer = VAEImputer(random_state=args.seed, **params).fit(X_missing)
+    rows = slice(0, min(len(X), args.eval_rows))
+    return _transform_against_samples(imputer, X[rows], X_missing[rows], SYNTHETIC_EVAL_SAMPLES, 1)
+
+
+def _print_eval_samples(title: str, eval_rows: list[dict]) -> None:
+    print(f"\n{title}\n")
+    print_table(
+        [{k: f"{v:,.4f}" if k == "rmse" else f"{v:,.0f}" for k, v in r.items()}
+         for r in eval_rows],
+        [("n_eval_samples", "n_eval_samples"), ("rows_per_second", "rows/s"),
+         ("rmse", "RMSE")],
+    )  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> dict | None:
@@ -210,6 +248,9 @@ def main(argv: list[str] | None = None) -> dict | None:
     parser.add_argument("--vae-params", default="{}", help="VAEImputer settings as JSON "
                         "(e.g. one epoch, to measure memory alone)")  # fmt: skip
     parser.add_argument("--skip-eval-samples", action="store_true")
+    parser.add_argument("--eval-samples-rows", type=int, default=0,
+                        help="also measure transform against n_eval_samples on the synthetic "
+                        "table with this many rows (0: not)")  # fmt: skip
     parser.add_argument("--worker", nargs=2, metavar=("METHOD", "N"), help=argparse.SUPPRESS)
     parser.add_argument("--output", default="scaling.json")
     parser.add_argument("--quick", action="store_true", help="tiny settings, for smoke tests")
@@ -261,18 +302,25 @@ def main(argv: list[str] | None = None) -> dict | None:
         print("\nGrowth exponent of fit time in n:", json.dumps(exponents, indent=1))
     eval_rows = [] if args.skip_eval_samples else eval_samples_study(args)
     if eval_rows:
-        print("\nVAEImputer.transform on breast cancer (50% MCAR) against n_eval_samples\n")
-        print_table(
-            [{k: f"{v:,.4f}" if k == "rmse" else f"{v:,.0f}" for k, v in r.items()}
-             for r in eval_rows],
-            [("n_eval_samples", "n_eval_samples"), ("rows_per_second", "rows/s"),
-             ("rmse", "RMSE")],
-        )  # fmt: skip
+        _print_eval_samples(
+            "VAEImputer.transform on breast cancer (50% MCAR) against n_eval_samples", eval_rows
+        )
+    synthetic_rows = synthetic_eval_samples_study(args) if args.eval_samples_rows else []
+    if synthetic_rows:
+        _print_eval_samples(
+            f"VAEImputer.transform on the synthetic table ({args.eval_samples_rows:,} rows, "
+            "30% MCAR) against n_eval_samples",
+            synthetic_rows,
+        )
     payload = {"benchmark": "scaling", "quick": args.quick, "environment": environment(),
                "design": {"sizes": args.sizes, "seed": args.seed, "threads": args.threads,
                           "timeout": args.timeout, "missing": "30% MCAR", "columns": 30},
                "results": results, "growth_exponents": exponents,
-               "eval_samples": eval_rows}  # fmt: skip
+               "eval_samples": eval_rows,
+               "eval_samples_synthetic": {"rows": args.eval_samples_rows,
+                                          "transformed_rows": min(args.eval_samples_rows,
+                                                                  args.eval_rows),
+                                          "results": synthetic_rows}}  # fmt: skip
     print(f"\nwrote {write_json(args.output, payload, Path(args.results_dir))}")
     return payload
 

@@ -373,9 +373,10 @@ def test_scaling_benchmark_measures_each_method_in_its_own_process(tmp_path, mon
     methods = ["VAEImputer", "missForest-style"]
     run_script(
         "scaling.py",
-        ["--quick", "--threads", "1", "--methods", *methods, "--results-dir", str(tmp_path)],
+        ["--quick", "--threads", "1", "--methods", *methods, "--eval-samples-rows", "300",
+         "--results-dir", str(tmp_path)],
         monkeypatch,
-    )
+    )  # fmt: skip
     payload = json.loads((tmp_path / "scaling.json").read_text())
     assert list(payload["results"]) == methods
     for method, per_n in payload["results"].items():
@@ -388,6 +389,10 @@ def test_scaling_benchmark_measures_each_method_in_its_own_process(tmp_path, mon
         assert "200->400" in payload["growth_exponents"][method]
     assert payload["results"]["VAEImputer"]["400"]["budget"]["batch_size"] == 64
     assert [r["n_eval_samples"] for r in payload["eval_samples"]] == [50, 100, 200, 500, 1000]
+    synthetic = payload["eval_samples_synthetic"]
+    assert synthetic["rows"] == synthetic["transformed_rows"] == 300
+    assert [r["n_eval_samples"] for r in synthetic["results"]] == [5, 10, 20, 50, 100, 200, 500]
+    assert all(0 < r["rmse"] < 5 and r["rows_per_second"] > 0 for r in synthetic["results"])
 
 
 def test_density_tables_benchmark_compares_flows_with_tuned_baselines(tmp_path, monkeypatch):
