@@ -192,7 +192,6 @@ def eval_samples_study(args) -> list[dict]:
     """Rows per second and RMSE of transform against n_eval_samples, one fit on breast cancer."""
     import torch
 
-    from impute_dgm import VAEImputer
     from impute_dgm.datasets import load_table
     from impute_dgm.missingness import ampute
 
@@ -200,8 +199,7 @@ def eval_samples_study(args) -> list[dict]:
     X = load_table("breast_cancer")[0].to_numpy(dtype=float)
     X = (X - X.mean(0)) / X.std(0)
     X_missing = ampute(X, 0.5, "mcar", random_state=args.seed)
-    params = {"n_epochs": 3, "hidden_dims": (16,)} if args.quick else {}
-    imputer = VAEImputer(random_state=args.seed, **params).fit(X_missing)
+    imputer = make_imputer("VAEImputer", args.seed, args.quick).fit(X_missing)
     return _transform_against_samples(imputer, X, X_missing, EVAL_SAMPLES, 1 if args.quick else 3)
 
 
@@ -214,14 +212,12 @@ def synthetic_eval_samples_study(args) -> list[dict]:
     """
     import torch
 
-    from impute_dgm import VAEImputer
     from impute_dgm.missingness import ampute
 
     torch.set_num_threads(args.threads)
     X = nonlinear_table(args.eval_samples_rows, args.seed)
     X_missing = ampute(X, 0.3, "mcar", random_state=args.seed)
-    params = {"n_epochs": 3, "hidden_dims": (16,)} if args.quick else {}
-    imputer = VAEImputer(random_state=args.seed, **params).fit(X_missing)
+    imputer = make_imputer("VAEImputer", args.seed, args.quick).fit(X_missing)
     rows = slice(0, min(len(X), args.eval_rows))
     return _transform_against_samples(imputer, X[rows], X_missing[rows], SYNTHETIC_EVAL_SAMPLES, 1)
 
