@@ -94,20 +94,29 @@ def _missing_as_nan(X: Any) -> Any:
     return pd.DataFrame(columns, index=X.index, columns=X.columns)
 
 
+# Rows checked at once where a check would otherwise copy the whole table.
+ROWS_PER_CHUNK = 1 << 16
+
 # Larger magnitudes cannot be standardised: their squares overflow float64 (about 1.8e308).
 MAX_ABS_VALUE = 1e150
 
 
 def _refuse_infinity(X: np.ndarray, columns: Any, max_abs: float = MAX_ABS_VALUE) -> None:
     """Infinity, and finite values beyond ``max_abs``, each named with their columns."""
-    infinite = np.isinf(X).any(axis=0)
+    # In row chunks: the table-sized temporaries of np.abs and np.isinf would otherwise
+    # set the peak memory of a fit (a float64 copy of the table and a boolean one).
+    infinite = np.zeros(X.shape[1], dtype=bool)
+    huge = np.zeros(X.shape[1], dtype=bool)
+    for start in range(0, len(X), ROWS_PER_CHUNK):
+        block = X[start : start + ROWS_PER_CHUNK]
+        infinite |= np.isinf(block).any(axis=0)
+        with np.errstate(invalid="ignore"):
+            huge |= (np.abs(block) > max_abs).any(axis=0)
     if infinite.any():
         raise ValueError(
             "Input X contains infinity in column(s) "
             f"{_column_list(columns, np.flatnonzero(infinite))}; use NaN to mark missing values."
         )
-    with np.errstate(invalid="ignore"):
-        huge = (np.abs(X) > max_abs).any(axis=0)
     if huge.any():
         why = (
             "too large to standardise (their squares overflow)"

@@ -257,9 +257,12 @@ class TableSchema:
         for likelihood, columns in fitted_blocks:
             discrete[columns] = isinstance(likelihood, DiscretizedGaussianLikelihood)
         self.log_scale_ = np.where(continuous & ~discrete, np.log(self.scale_), 0.0)
-        model_units = self._standardize(numbers)
+        # Column by column: a model-unit copy of the whole table would double fit's memory.
         self.fallback_ = np.array(
-            [self._fallback(model_units[:, j], c) for j, c in enumerate(self.columns_)]
+            [
+                self._fallback((numbers[:, j] - self.location_[j]) / self.scale_[j], c)
+                for j, c in enumerate(self.columns_)
+            ]
         )
         return self
 
@@ -314,19 +317,24 @@ class TableSchema:
             return series.astype("float64").to_numpy(dtype=np.float64, na_value=np.nan)
         return pd.to_numeric(series).astype("float64").to_numpy(dtype=np.float64, na_value=np.nan)
 
-    def encode(self, X) -> np.ndarray:
-        """Model units (n, D), NaN where missing; checks the values against each likelihood."""
+    def encode(self, X, dtype: type = np.float64) -> np.ndarray:
+        """Model units (n, D) in ``dtype``, NaN where missing; checks the values against each
+        likelihood. Scaled in float64 whatever ``dtype``: float32 units are the float64 ones
+        rounded, without a float64 copy of the table on the way (training takes float32)."""
         numbers = self._numbers(X)
         try:
             self.likelihood_.check_data(numbers)
         except ValueError as error:
             raise ValueError(self._locate(numbers, error)) from None
-        return self._standardize(numbers)
+        return self._standardize(numbers, dtype)
 
-    def _standardize(self, numbers: np.ndarray) -> np.ndarray:
-        out = np.array(numbers, dtype=np.float64, copy=True)
-        if self.scaler_ is not None:
-            self._rescale_in_place(out, self.scaler_.transform)
+    def _standardize(self, numbers: np.ndarray, dtype: type = np.float64) -> np.ndarray:
+        out = np.empty(numbers.shape, dtype=dtype)
+        for start in range(0, max(len(out), 1), ROWS_PER_CHUNK):
+            block = np.array(numbers[start : start + ROWS_PER_CHUNK], dtype=np.float64)
+            if self.scaler_ is not None:
+                block[:, self.standardized_] = self.scaler_.transform(block[:, self.standardized_])
+            out[start : start + ROWS_PER_CHUNK] = block
         return out
 
     def _rescale_in_place(self, out: np.ndarray, scale) -> None:

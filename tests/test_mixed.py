@@ -453,6 +453,10 @@ def test_scaling_in_row_chunks_matches_standard_scaler_on_a_table_larger_than_a_
     encoded = schema.encode(X)
     scaled = (X - schema.scaler_.mean_) / schema.scaler_.scale_
     np.testing.assert_array_equal(encoded, scaled)
+    # Training's float32 units are these rounded, made without a float64 copy of the table.
+    np.testing.assert_array_equal(schema.encode(X, np.float32), scaled.astype(np.float32))
+    # The fallback (a diverged fit's imputation) is each column's mean in model units.
+    np.testing.assert_allclose(schema.fallback_, np.nanmean(scaled, axis=0), atol=1e-12)
     decoded = schema.decode(np.nan_to_num(encoded))
     observed = ~np.isnan(X)
     np.testing.assert_allclose(decoded[observed], X[observed], rtol=1e-12, atol=1e-13)

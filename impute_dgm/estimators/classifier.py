@@ -262,7 +262,7 @@ class VAEClassifier(ClassifierMixin, BaseVAE):
         self
         """
         warm = self._warm()
-        _, X = self._encode(X, reset=not warm)
+        _, X = self._encode(X, reset=not warm, dtype=np.float32)
         y, labelled = split_labelled(y)
         check_consistent_length(X, y)
         encoder = LabelEncoder().fit(y[labelled])
@@ -355,24 +355,23 @@ class VAEClassifier(ClassifierMixin, BaseVAE):
 
         auxiliary = self.auxiliary_dim > 0
 
-        def posterior(model, x, mask, noise) -> np.ndarray:
+        def posterior(model, x, mask, noise) -> torch.Tensor:
             # With an auxiliary variable the classifier is averaged over the draws of a.
             auxiliary_noise = noise if auxiliary else None
             if mode == "inference":
-                return model.label_posterior(x, mask, auxiliary_noise).probs.cpu().numpy()
+                return model.label_posterior(x, mask, auxiliary_noise).probs
             log_joint = model.bounds_per_class(x, mask, noise)  # log p(x_obs, y), up to K
             if mode == "product":
                 log_q = model.label_posterior(x, mask, auxiliary_noise).logits
                 log_joint = log_joint + product_weight * log_q
-            return torch.softmax(log_joint, dim=-1).cpu().numpy()
+            return torch.softmax(log_joint, dim=-1)
 
-        parts = self._evaluate_rows(
+        return self._evaluate_rows(
             X,
             posterior,
             n_samples=1 if mode == "inference" and not auxiliary else None,
             copies=1 if mode == "inference" else len(self.classes_),
         )
-        return np.concatenate(parts).astype(np.float64)
 
     def predict_log_proba(self, X) -> np.ndarray:
         """Logarithm of :meth:`predict_proba`."""

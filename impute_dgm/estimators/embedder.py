@@ -64,12 +64,11 @@ class VAEEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
         """
         check_is_fitted(self)
         _, X_model = self._encode(X, reset=False)
-        parts = self._evaluate_rows(
+        return self._evaluate_rows(
             X_model,
-            lambda model, x, mask, noise: model.posterior(x, mask).base_dist.loc.cpu().numpy(),
+            lambda model, x, mask, noise: model.posterior(x, mask).base_dist.loc,
             n_samples=1,
         )
-        return np.concatenate(parts).astype(np.float64)
 
     def _decode_mean(self, z: torch.Tensor, model) -> np.ndarray:
         means = model.likelihood.point_estimate(

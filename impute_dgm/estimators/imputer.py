@@ -199,13 +199,7 @@ class VAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseVAE):
         values = np.zeros_like(X_model)
         rows = np.flatnonzero(missing.any(axis=1))
         if rows.size:
-            parts = self._evaluate_rows(
-                X_model,
-                lambda *args: compute(*args).cpu().numpy(),
-                n_samples=n_samples,
-                rows=rows,
-            )
-            values[rows] = np.concatenate(parts).astype(np.float64)
+            values[rows] = self._evaluate_rows(X_model, compute, n_samples=n_samples, rows=rows)
         # decode() replaces a non-finite value (only a diverged model gives one) by the
         # column's mean or mode: the imputer never returns NaN or inf.
         decoded = self.schema_.decode(values)
