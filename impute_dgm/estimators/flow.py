@@ -464,20 +464,22 @@ class FlowDensityEstimator(
                 n_draws, 1, X.shape[1], generator=self._eval_generator(device), device=device
             ).to(dtype)
         x_all = torch.tensor(X, dtype=dtype, device=device)
-        scores = []
+        # Chunks write into one array made once: small results kept chunk by chunk would pin
+        # the freed pages of the chunks' temporaries (see VAEImputer's evaluation).
+        scores = torch.empty(X.shape[0], dtype=dtype, device=device)
         with torch.no_grad():
             rows_per_chunk = max(1, self._rows_per_chunk(device) // n_draws)
             for rows in self._row_chunks(X.shape[0], rows_per_chunk):
                 x = x_all[rows]
                 if noise is None:
-                    scores.append(model.log_prob(x))
+                    scores[rows] = model.log_prob(x)
                     continue
                 x_draws = x[None].expand(n_draws, *x.shape)
                 u, log_q = model.dequantizer(x_draws, noise.expand_as(x_draws))
                 log_p = model.log_prob((x_draws + u).reshape(-1, X.shape[1]))
                 log_weights = log_p.reshape(n_draws, -1) - log_q
-                scores.append(torch.logsumexp(log_weights, 0) - math.log(n_draws))
-        return torch.cat(scores).cpu().numpy().astype(np.float64)
+                scores[rows] = torch.logsumexp(log_weights, 0) - math.log(n_draws)
+        return scores.cpu().numpy().astype(np.float64)
 
     def score(self, X, y=None) -> float:
         """Mean log density per row (higher is better; what model selection maximises).
@@ -499,12 +501,12 @@ class FlowDensityEstimator(
         else:
             model, dtype = self.model_, torch.float32
         tensor = torch.tensor(values, dtype=dtype, device=device)
-        outputs = []
+        outputs = torch.empty_like(tensor)  # filled chunk by chunk (see score_samples)
         with torch.no_grad():
             for rows in self._row_chunks(len(values), self._rows_per_chunk(device)):
                 mapped = model.inverse(tensor[rows]) if inverse else model(tensor[rows])
-                outputs.append(mapped[0])
-        return torch.cat(outputs).cpu().numpy().astype(np.float64)
+                outputs[rows] = mapped[0]
+        return outputs.cpu().numpy().astype(np.float64)
 
     def transform(self, X) -> np.ndarray:
         """Map rows to their latent codes u = f(x), distributed as the base under the model
