@@ -90,6 +90,20 @@ def test_evaluation_in_one_row_chunks_agrees_with_one_chunk(small_table, monkeyp
     assert np.abs(by_row[1] - whole[1]).max() < 0.01 * np.ptp(whole[1])
 
 
+def test_float32_evaluation_agrees_with_float64_to_float32_rounding(small_table):
+    imputer = fast_imputer(random_state=0).fit(small_table)
+    exact = imputer.transform(small_table), imputer.score_samples(small_table)
+    fast = imputer.set_params(eval_dtype="float32")
+    single = fast.transform(small_table), fast.score_samples(small_table)
+    observed = ~np.isnan(small_table)
+    assert np.array_equal(single[0][observed], small_table[observed])
+    assert not np.array_equal(single[0], exact[0])  # the float32 path did run
+    np.testing.assert_allclose(single[0], exact[0], rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(single[1], exact[1], rtol=1e-4, atol=1e-3)
+    with pytest.raises(ValueError, match="eval_dtype"):
+        fast_imputer(eval_dtype="float16").fit(small_table)
+
+
 def test_fit_does_not_touch_the_global_torch_rng(small_table):
     import torch
 

@@ -75,6 +75,14 @@ VAE_PARAMETERS_DOC = """latent_dim : int, default=10
         was 0.5463 at 1000, 0.5466 at 500, 0.5501 at 200 and 0.5579 at 50 samples
         (``benchmarks/scaling.py``), so 500 halves the time of 1000 at no accuracy worth
         having.
+    eval_dtype : {"auto", "float64", "float32"}, default="auto"
+        Precision of evaluation (``transform``, ``score_samples``, ``predict_proba``, ...).
+        "auto": float64 on the CPU, where a row's result then does not depend on which rows
+        share its batch (float32 matrix products round differently with the batch's shape;
+        scikit-learn's invariance checks ask for 1e-7), and float32 on accelerators.
+        "float32" on the CPU transformed a 30-column table 1.7 times as fast with the same
+        RMSE to 8 digits, at the price of that invariance (results agree to float32
+        rounding, about 1e-6). Training is float32 either way.
     mask_input : bool, default=True
         Whether the encoder sees the missingness mask beside the zero-filled data.
     n_epochs : int or "auto", default="auto"
@@ -151,6 +159,7 @@ class BaseVAE(BaseTorchEstimator):
         "n_importance": [Interval(Integral, 1, None, closed="left")],
         "kl_warmup": [Interval(Integral, 0, None, closed="left")],
         "n_eval_samples": [Interval(Integral, 1, None, closed="left")],
+        "eval_dtype": [StrOptions({"auto", "float64", "float32"})],
         "mask_input": ["boolean"],
         "callbacks": [list, tuple, None],
         **BaseTorchEstimator._torch_parameter_constraints,
@@ -170,6 +179,7 @@ class BaseVAE(BaseTorchEstimator):
         n_importance: int = 20,
         kl_warmup: int = 0,
         n_eval_samples: int = 500,
+        eval_dtype: str = "auto",
         mask_input: bool = True,
         n_epochs: int | str = "auto",
         batch_size: int | str = "auto",
@@ -196,6 +206,7 @@ class BaseVAE(BaseTorchEstimator):
         self.n_importance = n_importance
         self.kl_warmup = kl_warmup
         self.n_eval_samples = n_eval_samples
+        self.eval_dtype = eval_dtype
         self.mask_input = mask_input
         self.n_epochs = n_epochs
         self.batch_size = batch_size
@@ -219,6 +230,8 @@ class BaseVAE(BaseTorchEstimator):
     def __setstate__(self, state: dict) -> None:
         # Estimators saved before ``activation`` existed hold tanh networks.
         state.setdefault("activation", "tanh")
+        # ... and before ``eval_dtype``, with what "auto" does.
+        state.setdefault("eval_dtype", "auto")
         super().__setstate__(state)
 
     # --- model -------------------------------------------------------------------------
@@ -403,6 +416,13 @@ class BaseVAE(BaseTorchEstimator):
         return evaluate
 
     # --- evaluation --------------------------------------------------------------------
+    def _evaluation_model(self, device: torch.device) -> tuple[torch.nn.Module, torch.dtype]:
+        if self.eval_dtype == "auto":
+            return super()._evaluation_model(device)
+        if self.eval_dtype == "float32":
+            return self.model_, torch.float32
+        return copy.deepcopy(self.model_).double(), torch.float64
+
     def _evaluate_rows(
         self,
         X: np.ndarray,
