@@ -199,7 +199,8 @@ def eval_samples_study(args) -> list[dict]:
     X = load_table("breast_cancer")[0].to_numpy(dtype=float)
     X = (X - X.mean(0)) / X.std(0)
     X_missing = ampute(X, 0.5, "mcar", random_state=args.seed)
-    imputer = make_imputer("VAEImputer", args.seed, args.quick).fit(X_missing)
+    imputer = make_imputer("VAEImputer", args.seed, args.quick, json.loads(args.vae_params))
+    imputer.fit(X_missing)
     return _transform_against_samples(imputer, X, X_missing, EVAL_SAMPLES, 1 if args.quick else 3)
 
 
@@ -217,7 +218,8 @@ def synthetic_eval_samples_study(args) -> list[dict]:
     torch.set_num_threads(args.threads)
     X = nonlinear_table(args.eval_samples_rows, args.seed)
     X_missing = ampute(X, 0.3, "mcar", random_state=args.seed)
-    imputer = make_imputer("VAEImputer", args.seed, args.quick).fit(X_missing)
+    vae_params = json.loads(args.vae_params)
+    imputer = make_imputer("VAEImputer", args.seed, args.quick, vae_params).fit(X_missing)
     rows = slice(0, min(len(X), args.eval_rows))
     return _transform_against_samples(imputer, X[rows], X_missing[rows], SYNTHETIC_EVAL_SAMPLES, 1)
 
@@ -241,8 +243,8 @@ def main(argv: list[str] | None = None) -> dict | None:
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per fit")
     parser.add_argument("--eval-rows", type=int, default=20_000,
                         help="rows transformed for rows/s and RMSE")  # fmt: skip
-    parser.add_argument("--vae-params", default="{}", help="VAEImputer settings as JSON "
-                        "(e.g. one epoch, to measure memory alone)")  # fmt: skip
+    parser.add_argument("--vae-params", default="{}", help="VAEImputer settings as JSON, in "
+                        "every part (e.g. one epoch, to measure memory alone)")  # fmt: skip
     parser.add_argument("--skip-eval-samples", action="store_true")
     parser.add_argument("--eval-samples-rows", type=int, default=0,
                         help="also measure transform against n_eval_samples on the synthetic "
@@ -310,7 +312,8 @@ def main(argv: list[str] | None = None) -> dict | None:
         )
     payload = {"benchmark": "scaling", "quick": args.quick, "environment": environment(),
                "design": {"sizes": args.sizes, "seed": args.seed, "threads": args.threads,
-                          "timeout": args.timeout, "missing": "30% MCAR", "columns": 30},
+                          "timeout": args.timeout, "missing": "30% MCAR", "columns": 30,
+                          "vae_params": json.loads(args.vae_params)},
                "results": results, "growth_exponents": exponents,
                "eval_samples": eval_rows,
                "eval_samples_synthetic": {"rows": args.eval_samples_rows,
