@@ -80,8 +80,8 @@ VAE_PARAMETERS_DOC = """latent_dim : int, default=10
         "auto": float64 on the CPU, where a row's result then does not depend on which rows
         share its batch (float32 matrix products round differently with the batch's shape;
         scikit-learn's invariance checks ask for 1e-7), and float32 on accelerators.
-        "float32" on the CPU transformed a 30-column table 1.7 times as fast with the same
-        RMSE to 8 digits, at the price of that invariance (results agree to float32
+        "float32" on the CPU transformed a 30-column table 1.8-2.4 times as fast with the
+        same RMSE to 4 digits, at the price of that invariance (results agree to float32
         rounding, about 1e-6). Training is float32 either way.
     mask_input : bool, default=True
         Whether the encoder sees the missingness mask beside the zero-filled data.
