@@ -61,6 +61,27 @@ def test_score_prints_one_log_likelihood_per_row(workspace):
     assert np.isfinite(scores["log_likelihood"]).all()
 
 
+def test_evaluation_options_reach_the_model(workspace):
+    folder, holey = workspace
+    model = str(folder / "model")
+
+    def scores(*options: str) -> np.ndarray:
+        done = cli("score", str(folder / "data.csv"), "-m", model, *options)
+        return pd.read_csv(pd.io.common.StringIO(done.stdout))["log_likelihood"].to_numpy()
+
+    exact, single, one_draw = scores(), scores("--float32"), scores("--samples", "1")
+    assert not np.array_equal(single, exact)  # float32 did run, and agrees to its rounding
+    np.testing.assert_allclose(single, exact, rtol=1e-4, atol=1e-3)
+    # One draw is the ELBO, below the 500-sample bound the saved model uses by default.
+    assert one_draw.mean() < exact.mean()
+    cli("impute", str(folder / "data.csv"), "-m", model, "-o", str(folder / "fast.csv"),
+        "--samples", "20", "--float32")  # fmt: skip
+    filled = pd.read_csv(folder / "fast.csv")
+    observed = holey.notna().to_numpy()
+    assert np.isfinite(filled.to_numpy()).all()
+    np.testing.assert_allclose(filled.to_numpy()[observed], holey.to_numpy()[observed])
+
+
 def test_parquet_in_and_out(workspace):
     pytest.importorskip("pyarrow")
     folder, holey = workspace
@@ -78,6 +99,7 @@ def test_parquet_in_and_out(workspace):
         ("columns", "feature names"),
         ("no_model", "no such model directory"),
         ("suffix", "expected a .csv or .parquet"),
+        ("samples", "--samples 0"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(workspace, case, expected):
@@ -91,6 +113,8 @@ def test_bad_input_exits_2_with_one_line(workspace, case, expected):
         args = ["impute", str(folder / "renamed.csv"), "-m", model, "-o", str(folder / "o.csv")]
     elif case == "no_model":
         args = ["impute", str(folder / "data.csv"), "-m", str(folder / "nope"), "-o", "o.csv"]
+    elif case == "samples":
+        args = ["score", str(folder / "data.csv"), "-m", model, "--samples", "0"]
     elif case == "suffix":
         args = ["impute", str(folder / "data.csv"), "-m", model, "-o", str(folder / "o.txt")]
     else:
@@ -154,3 +178,12 @@ def test_help_and_path_checks_answer_without_importing_torch(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert "expected a .csv or .parquet output path" in done.stderr
+
+
+def test_evaluation_options_refuse_a_model_without_them():
+    from sklearn.preprocessing import StandardScaler
+
+    from impute_dgm.cli import CommandError, with_settings
+
+    with pytest.raises(CommandError, match="StandardScaler has no eval_dtype, n_eval_samples"):
+        with_settings(StandardScaler(), {"n_eval_samples": 5, "eval_dtype": "float32"})
