@@ -135,6 +135,56 @@ def test_logged_pyfunc_predicts_what_the_estimator_does(case, store):
     assert np.array_equal(np.asarray(expected(again, X)), np.asarray(reference))
 
 
+def transform_with(imputer, X, **settings) -> np.ndarray:
+    """``imputer.transform(X)`` under other evaluation settings, the imputer left as it was."""
+    saved = {name: getattr(imputer, name) for name in settings}
+    try:
+        return np.asarray(imputer.set_params(**settings).transform(X))
+    finally:
+        imputer.set_params(**saved)
+
+
+def test_inference_params_set_the_evaluation_for_one_call(champion):
+    imputer, X = champion["imputer"], champion["X"].iloc[:30]
+    model = mlflow.pyfunc.load_model(champion["model_uri"])
+    params = model.metadata.get_params_schema()
+    assert {p.name: p.default for p in params.params} == {
+        "n_eval_samples": 50,
+        "eval_dtype": "auto",
+    }
+    saved = np.asarray(imputer.transform(X))
+    fast = model.predict(X, params={"n_eval_samples": 5, "eval_dtype": "float32"}).to_numpy()
+    expected = transform_with(imputer, X, n_eval_samples=5, eval_dtype="float32")
+    assert np.array_equal(fast, expected) and not np.array_equal(fast, saved)
+    observed = X.notna().to_numpy()
+    assert np.array_equal(fast[observed], X.to_numpy()[observed])
+    # The loaded model is back to its saved settings after the call.
+    assert np.array_equal(model.predict(X).to_numpy(), saved)
+    with pytest.raises(mlflow.exceptions.MlflowException, match="n_eval_samples"):
+        model.predict(X, params={"n_eval_samples": -3})
+    with pytest.raises(mlflow.exceptions.MlflowException, match="eval_dtype"):
+        model.predict(X, params={"eval_dtype": "float16"})
+
+
+def test_inference_params_reach_a_pipeline_step_and_are_absent_where_none_applies(champion):
+    from impute_dgm.integrations.mlflow_models import EstimatorPyfunc
+
+    imputer, X = champion["imputer"], champion["X"].iloc[:10]
+    pipeline = EstimatorPyfunc(make_pipeline(imputer), "transform")
+    assert pipeline.parameter_keys == {
+        "n_eval_samples": ["vaeimputer__n_eval_samples"],
+        "eval_dtype": ["vaeimputer__eval_dtype"],
+    }
+    expected = transform_with(imputer, X, n_eval_samples=3)
+    predicted = pipeline.predict(X, params={"n_eval_samples": 3})
+    assert np.array_equal(np.asarray(predicted), np.asarray(expected))
+    assert imputer.n_eval_samples == 50
+    scaler = EstimatorPyfunc(StandardScaler().fit(X.fillna(0.0)), "transform")
+    assert scaler.parameter_keys == {} and scaler.defaults == {}
+    with pytest.raises(mlflow.exceptions.MlflowException, match="this model takes: none"):
+        scaler.predict(X.fillna(0.0), params={"n_eval_samples": 3})
+
+
 def test_save_model_for_an_array_fitted_estimator_names_columns_x0(tmp_path):
     X, _ = _digits_with_holes()
     flow = FlowDensityEstimator(n_layers=2, hidden_dims=(8,), n_epochs=1, random_state=0)
@@ -206,6 +256,21 @@ def test_mlflow_models_serve_answers_with_the_imputed_table(store, champion, mod
         assert status == 200, text
         single = pd.DataFrame(json.loads(text)["predictions"]).to_numpy()
         assert np.array_equal(single, np.asarray(champion["imputer"].transform(X.iloc[:1])))
+
+        # Per-request evaluation settings (inference params), then the saved ones again.
+        body = json.loads(_dataframe_split(X))
+        body["params"] = {"n_eval_samples": 5, "eval_dtype": "float32"}
+        status, text = post(json.dumps(body).encode())
+        assert status == 200, text
+        fast = pd.DataFrame(json.loads(text)["predictions"]).to_numpy()
+        reference = transform_with(champion["imputer"], X, n_eval_samples=5, eval_dtype="float32")
+        assert np.array_equal(fast, reference)
+        assert not np.array_equal(fast, served.to_numpy())
+        status, text = post(_dataframe_split(X))
+        assert np.array_equal(pd.DataFrame(json.loads(text)["predictions"]).to_numpy(), local)
+        body["params"] = {"n_eval_samples": 0}
+        status, text = post(json.dumps(body).encode())
+        assert 400 <= status < 500 and "n_eval_samples" in text, text
 
 
 def _mixed_table_with_holes():

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,10 @@ from impute_dgm.persistence import save_estimator as _save_directory
 METHODS = ("predict", "transform", "score_samples", "predict_proba")
 _CONFIG_FILE = "pyfunc.json"
 LOG_DENSITY_COLUMN = "log_density"
+#: Evaluation settings a caller may change per request (MLflow inference ``params``): a batch
+#: job trades accuracy for speed without a second model version.
+INFERENCE_PARAMS = ("n_eval_samples", "eval_dtype")
+EVAL_DTYPES = ("auto", "float64", "float32")
 #: Most rows a served request may hold unless ``max_rows`` says otherwise (about 3 minutes of
 #: imputation at the default 500 importance samples on one core).
 DEFAULT_MAX_ROWS = 100_000
@@ -119,6 +124,17 @@ class EstimatorPyfunc:
         self.method = method
         self.max_rows = max_rows
         self.columns = input_columns(estimator)
+        # Where each inference parameter lives: the estimator's own, or its steps' in a pipeline.
+        nested = estimator.get_params(deep=True) if hasattr(estimator, "get_params") else {}
+        keys = {
+            name: [key for key in nested if key == name or key.endswith(f"__{name}")]
+            for name in INFERENCE_PARAMS
+        }
+        self.parameter_keys = {name: found for name, found in keys.items() if found}
+        self.defaults = {name: nested[keys[0]] for name, keys in self.parameter_keys.items()}
+        # Per-request settings are set on the shared estimator and put back after the call;
+        # the lock keeps a concurrent request from seeing another's.
+        self._lock = threading.Lock()
 
     def _as_model_input(self, data: Any) -> Any:
         n_rows = len(data) if hasattr(data, "__len__") else None
@@ -138,10 +154,43 @@ class EstimatorPyfunc:
             return data if schema is None else schema.restore_dtypes(data)
         return data
 
+    def _settings(self, params: dict | None) -> dict:
+        """The estimator parameters a request's ``params`` ask for, checked."""
+        settings = {}
+        for name, value in (params or {}).items():
+            if name not in self.parameter_keys:
+                known = ", ".join(self.parameter_keys) or "none"
+                raise ValueError(
+                    f"Unknown inference parameter {name!r} (this model takes: {known})."
+                )
+            if value is None or value == self.defaults[name]:
+                continue
+            if name == "n_eval_samples" and (
+                isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1
+            ):
+                raise ValueError(f"n_eval_samples={value!r} must be a positive whole number.")
+            if name == "eval_dtype" and value not in EVAL_DTYPES:
+                raise ValueError(f"eval_dtype={value!r} must be one of {EVAL_DTYPES}.")
+            settings.update(dict.fromkeys(self.parameter_keys[name], value))
+        return settings
+
     def predict(self, model_input: Any, params: dict | None = None) -> Any:
-        """Apply the estimator's method; tables come back as DataFrames with named columns."""
+        """Apply the estimator's method; tables come back as DataFrames with named columns.
+
+        ``params`` may set ``n_eval_samples`` and ``eval_dtype`` for this call (where the
+        estimator has them; the signature lists them with the saved values as defaults)."""
         try:
-            return self._predict(self._as_model_input(model_input))
+            settings = self._settings(params)
+            data = self._as_model_input(model_input)
+            with self._lock:
+                if not settings:
+                    return self._predict(data)
+                saved = {key: self.estimator.get_params(deep=True)[key] for key in settings}
+                self.estimator.set_params(**settings)
+                try:
+                    return self._predict(data)
+                finally:
+                    self.estimator.set_params(**saved)
         except ValueError as error:
             # Our message in the 400 of ``mlflow models serve``, not its generic "unexpected error".
             from mlflow.exceptions import INVALID_PARAMETER_VALUE, MlflowException
@@ -208,7 +257,7 @@ def _input_example_frame(estimator: Any, input_example: Any) -> pd.DataFrame | N
 def _signature(pyfunc: EstimatorPyfunc, example: pd.DataFrame | None):
     from mlflow.models import ModelSignature, infer_signature
     from mlflow.types import ColSpec, Schema
-    from mlflow.types.schema import AnyType
+    from mlflow.types.schema import AnyType, ParamSchema, ParamSpec
 
     estimator, method = pyfunc.estimator, pyfunc.method
     schema = table_schema(estimator)
@@ -227,7 +276,13 @@ def _signature(pyfunc: EstimatorPyfunc, example: pd.DataFrame | None):
         outputs = Schema([ColSpec("double", LOG_DENSITY_COLUMN)])
     elif method == "transform" and hasattr(estimator, "get_feature_names_out"):
         outputs = Schema([ColSpec("double", str(n)) for n in estimator.get_feature_names_out()])
-    return ModelSignature(inputs=inputs, outputs=outputs)
+    kinds_of_params = {"n_eval_samples": "long", "eval_dtype": "string"}
+    params = [
+        ParamSpec(name, kinds_of_params[name], default) for name, default in pyfunc.defaults.items()
+    ]
+    return ModelSignature(
+        inputs=inputs, outputs=outputs, params=ParamSchema(params) if params else None
+    )
 
 
 def _requirements() -> list[str]:
