@@ -376,6 +376,24 @@ def test_spark_udf_imputes_like_the_process(store, champion):
         # Spark hands the model batches of other shapes than the in-process call; in float64
         # that changes only the last bits of the matrix products.
         np.testing.assert_allclose(imputed, local, rtol=1e-9, atol=1e-12)
+
+        # Inference params reach the executors' models.
+        fast = mlflow.pyfunc.spark_udf(
+            spark, f"models:/{MODEL_NAME}@champion", env_manager="local",
+            params={"n_eval_samples": 5, "eval_dtype": "float32"},
+        )  # fmt: skip
+        result = (
+            frame.withColumn("imputed", fast(struct(*columns)))
+            .select("row", "imputed.*")
+            .toPandas()
+            .sort_values("row")
+        )
+        expected = transform_with(champion["imputer"], X, n_eval_samples=5, eval_dtype="float32")
+        # float32 products of other batch shapes: agreement to float32 rounding.
+        np.testing.assert_allclose(
+            result[list(X.columns)].to_numpy(), expected, rtol=1e-4, atol=1e-4
+        )
+        assert np.abs(expected - local).max() > 1e-3  # and they are another setting's values
     finally:
         spark.stop()
 
