@@ -50,7 +50,6 @@ LOG_DENSITY_COLUMN = "log_density"
 #: Evaluation settings a caller may change per request (MLflow inference ``params``): a batch
 #: job trades accuracy for speed without a second model version.
 INFERENCE_PARAMS = ("n_eval_samples", "eval_dtype")
-EVAL_DTYPES = ("auto", "float64", "float32")
 #: Most rows a served request may hold unless ``max_rows`` says otherwise (about 3 minutes of
 #: imputation at the default 500 importance samples on one core).
 DEFAULT_MAX_ROWS = 100_000
@@ -155,7 +154,7 @@ class EstimatorPyfunc:
         return data
 
     def _settings(self, params: dict | None) -> dict:
-        """The estimator parameters a request's ``params`` ask for, checked."""
+        """The estimator parameters (nested keys) a request's ``params`` ask for."""
         settings = {}
         for name, value in (params or {}).items():
             if name not in self.parameter_keys:
@@ -163,16 +162,18 @@ class EstimatorPyfunc:
                 raise ValueError(
                     f"Unknown inference parameter {name!r} (this model takes: {known})."
                 )
-            if value is None or value == self.defaults[name]:
-                continue
-            if name == "n_eval_samples" and (
-                isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1
-            ):
-                raise ValueError(f"n_eval_samples={value!r} must be a positive whole number.")
-            if name == "eval_dtype" and value not in EVAL_DTYPES:
-                raise ValueError(f"eval_dtype={value!r} must be one of {EVAL_DTYPES}.")
-            settings.update(dict.fromkeys(self.parameter_keys[name], value))
+            if value is not None and value != self.defaults[name]:
+                settings.update(dict.fromkeys(self.parameter_keys[name], value))
         return settings
+
+    def _set(self, settings: dict) -> None:
+        """Set nested parameters and check them against their estimators' own constraints
+        (scikit-learn's ``InvalidParameterError``, a ValueError that names the parameter)."""
+        self.estimator.set_params(**settings)
+        nested = self.estimator.get_params(deep=True)
+        for key in settings:
+            owner = nested[key.rpartition("__")[0]] if "__" in key else self.estimator
+            owner._validate_params()
 
     def predict(self, model_input: Any, params: dict | None = None) -> Any:
         """Apply the estimator's method; tables come back as DataFrames with named columns.
@@ -185,9 +186,10 @@ class EstimatorPyfunc:
             with self._lock:
                 if not settings:
                     return self._predict(data)
-                saved = {key: self.estimator.get_params(deep=True)[key] for key in settings}
-                self.estimator.set_params(**settings)
+                nested = self.estimator.get_params(deep=True)
+                saved = {key: nested[key] for key in settings}
                 try:
+                    self._set(settings)
                     return self._predict(data)
                 finally:
                     self.estimator.set_params(**saved)
