@@ -133,6 +133,19 @@ def test_transform_and_inverse_transform_round_trip(fitted_moons, moons):
     ]
 
 
+def test_float32_evaluation_agrees_with_float64_to_float32_rounding(fitted_moons, moons):
+    single = pickle.loads(pickle.dumps(fitted_moons)).set_params(eval_dtype="float32")
+    rows = moons[2000:2500]
+    exact, fast = fitted_moons.score_samples(rows), single.score_samples(rows)
+    assert not np.array_equal(fast, exact)  # the float32 path did run
+    np.testing.assert_allclose(fast, exact, rtol=1e-4, atol=1e-4)
+    codes = single.transform(rows)
+    np.testing.assert_allclose(codes, fitted_moons.transform(rows), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(single.inverse_transform(codes), rows, atol=1e-4)
+    with pytest.raises(ValueError, match="eval_dtype"):
+        small_flow(eval_dtype="half", n_epochs=1).fit(rows)
+
+
 @pytest.mark.statistical
 def test_dequantized_model_is_a_normalised_discrete_distribution():
     """With uniform dequantisation the model's discrete law is P(x) = integral of p over the
@@ -329,12 +342,13 @@ def test_a_flow_saved_before_the_mixture_base_and_splines_loads_as_it_was_fitted
         coupling="affine", base="normal", n_layers=2, hidden_dims=(8,), n_epochs=2, random_state=0
     ).fit(X)
     state = old.__getstate__()
-    for newer in ("coupling", "n_bins", "base", "n_components", "base_mixture_"):
+    for newer in ("coupling", "n_bins", "base", "n_components", "base_mixture_", "eval_dtype"):
         del state[newer]  # what a file from before these parameters holds
     restored = FlowDensityEstimator.__new__(FlowDensityEstimator)
     restored.__setstate__(state)
     assert restored.get_params()["base"] == "normal"
     assert restored.get_params()["coupling"] == "affine"
+    assert restored.get_params()["eval_dtype"] == "auto"
     np.testing.assert_array_equal(restored.score_samples(X), old.score_samples(X))
 
 

@@ -54,6 +54,7 @@ class TorchEstimatorMixin:
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "device": [StrOptions({"auto", "cpu", "cuda", "mps"}), str, torch.device],
+        "eval_dtype": [StrOptions({"auto", "float64", "float32"})],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
         "warm_start": ["boolean"],
@@ -171,11 +172,13 @@ class TorchEstimatorMixin:
     def _evaluation_model(self, device: torch.device) -> tuple[torch.nn.Module, torch.dtype]:
         """The fitted module as used for evaluation, and the dtype to feed it.
 
-        On the CPU, evaluation runs on a float64 copy: it costs little there, and it keeps a
+        ``eval_dtype="auto"``: on the CPU, evaluation runs on a float64 copy, which keeps a
         row's score or imputation independent of which rows share its batch (float32 matrix
-        products round differently with the batch shape). On accelerators, float32 is kept.
+        products round differently with the batch shape); on accelerators, float32 is kept.
+        "float64" and "float32" choose either anywhere.
         """
-        if device.type == "cpu":
+        exact = self.eval_dtype == "float64" or (self.eval_dtype == "auto" and device.type == "cpu")
+        if exact:
             return copy.deepcopy(self.model_).double(), torch.float64
         return self.model_, torch.float32
 
@@ -197,6 +200,8 @@ class TorchEstimatorMixin:
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        # Files saved before ``eval_dtype`` existed evaluate as "auto" does.
+        state.setdefault("eval_dtype", "auto")
         model_state = state.pop("_model_state_dict", None)
         if hasattr(super(), "__setstate__"):
             super().__setstate__(state)

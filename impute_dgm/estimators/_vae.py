@@ -159,7 +159,6 @@ class BaseVAE(BaseTorchEstimator):
         "n_importance": [Interval(Integral, 1, None, closed="left")],
         "kl_warmup": [Interval(Integral, 0, None, closed="left")],
         "n_eval_samples": [Interval(Integral, 1, None, closed="left")],
-        "eval_dtype": [StrOptions({"auto", "float64", "float32"})],
         "mask_input": ["boolean"],
         "callbacks": [list, tuple, None],
         **BaseTorchEstimator._torch_parameter_constraints,
@@ -230,8 +229,6 @@ class BaseVAE(BaseTorchEstimator):
     def __setstate__(self, state: dict) -> None:
         # Estimators saved before ``activation`` existed hold tanh networks.
         state.setdefault("activation", "tanh")
-        # ... and before ``eval_dtype``, with what "auto" does.
-        state.setdefault("eval_dtype", "auto")
         super().__setstate__(state)
 
     # --- model -------------------------------------------------------------------------
@@ -416,13 +413,6 @@ class BaseVAE(BaseTorchEstimator):
         return evaluate
 
     # --- evaluation --------------------------------------------------------------------
-    def _evaluation_model(self, device: torch.device) -> tuple[torch.nn.Module, torch.dtype]:
-        if self.eval_dtype == "auto":
-            return super()._evaluation_model(device)
-        if self.eval_dtype == "float32":
-            return self.model_, torch.float32
-        return copy.deepcopy(self.model_).double(), torch.float64
-
     def _evaluate_rows(
         self,
         X: np.ndarray,
