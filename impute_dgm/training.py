@@ -22,6 +22,7 @@ from torch import distributed, nn
 from torch.nn.parallel import DistributedDataParallel
 
 from impute_dgm._denormals import flush_denormals
+from impute_dgm._progress import progress_bar
 
 
 class Callback(Protocol):
@@ -247,17 +248,11 @@ class Trainer:
         use_validation = validation_data is not None and evaluate is not None
         best_loss, best_state, epochs_without_improvement = math.inf, None, 0
         finished_state = None
-        if self.verbose >= 1 and rank == 0:
-            # Imported only for a bar: in a notebook without ipywidgets, importing tqdm.auto
-            # warns, which verbose=0 must not.
-            from tqdm.auto import tqdm
-        else:
-            from tqdm.std import tqdm
-        progress = tqdm(
+        progress = progress_bar(
             range(self.n_epochs),
-            desc=self.description,
-            disable=self.verbose < 1 or rank > 0,
-            leave=False,
+            show=self.verbose >= 1 and rank == 0,
+            description=self.description,
+            unit="epoch",
         )
         try:
             for epoch in progress:

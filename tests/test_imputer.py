@@ -237,6 +237,22 @@ def test_progress_bar_only_when_verbose(small_table, capsys):
     assert "VAEImputer" in capsys.readouterr().err
 
 
+def test_evaluation_bar_only_when_verbose_and_long(small_table, capsys, monkeypatch):
+    import impute_dgm.estimators._vae as vae
+
+    imputer = fast_imputer(verbose=0).fit(small_table)
+    capsys.readouterr()
+    monkeypatch.setattr(vae, "chunk_elements", lambda device: 1)  # one row a chunk
+    imputer.transform(small_table)
+    assert "evaluating" not in capsys.readouterr().err
+    imputer.set_params(verbose=1).transform(small_table[:1])  # a single chunk: no bar
+    assert "evaluating" not in capsys.readouterr().err
+    imputer.transform(small_table)
+    bar = capsys.readouterr().err
+    incomplete = int(np.isnan(small_table).any(axis=1).sum())  # the rows transform evaluates
+    assert "evaluating" in bar and f"/{incomplete} " in bar and "rows/s" in bar
+
+
 def test_device_auto_and_cpu_agree(small_table):
     auto = fast_imputer(random_state=0, device="auto").fit(small_table)
     cpu = fast_imputer(random_state=0, device="cpu").fit(small_table)

@@ -14,6 +14,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from impute_dgm._device import chunk_elements, draw_seed, make_generator, seeded_torch
+from impute_dgm._progress import progress_bar
 from impute_dgm._validation import check_table_input
 from impute_dgm.distributions.likelihoods import Likelihood
 from impute_dgm.distributions.missingness import make_missingness
@@ -441,7 +442,15 @@ class BaseVAE(BaseTorchEstimator):
         rows_per_chunk = max(1, chunk_elements(device) // (n_samples * width * copies))
         rows = np.arange(X.shape[0]) if rows is None else rows
         results = None
-        with torch.no_grad():
+        # A bar where evaluation takes more than one chunk (a million rows at 500 samples a
+        # row take minutes).
+        bar = progress_bar(
+            total=len(rows),
+            show=self.verbose >= 1 and len(rows) > rows_per_chunk,
+            description="evaluating",
+            unit="rows",
+        )
+        with torch.no_grad(), bar:
             for chunk in self._row_chunks(len(rows), rows_per_chunk):
                 x, mask = self._to_tensors(X[rows[chunk]], device, dtype)
                 result = compute(model, x, mask, noise).cpu().numpy()
@@ -451,6 +460,7 @@ class BaseVAE(BaseTorchEstimator):
                 # outlive a chunk pin the freed pages of its large temporaries in the allocator's
                 # heap, which then grows with every chunk (transform of 16,000 rows: +1.9 GiB).
                 results[chunk] = result
+                bar.update(chunk.stop - chunk.start)
         return np.empty((0,)) if results is None else results
 
     def score_samples(self, X) -> np.ndarray:

@@ -20,6 +20,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from impute_dgm._device import chunk_elements, draw_seed, make_generator
+from impute_dgm._progress import progress_bar
 from impute_dgm._validation import check_array_input, check_integer_levels
 from impute_dgm.estimators._base import TorchEstimatorMixin
 from impute_dgm.estimators._base_mixture import fit_base_mixture, mixture_module
@@ -474,9 +475,16 @@ class FlowDensityEstimator(
         # Chunks write into one array made once: small results kept chunk by chunk would pin
         # the freed pages of the chunks' temporaries (see VAEImputer's evaluation).
         scores = torch.empty(X.shape[0], dtype=dtype, device=device)
-        with torch.no_grad():
-            rows_per_chunk = max(1, self._rows_per_chunk(device) // n_draws)
+        rows_per_chunk = max(1, self._rows_per_chunk(device) // n_draws)
+        bar = progress_bar(
+            total=X.shape[0],
+            show=self.verbose >= 1 and X.shape[0] > rows_per_chunk,
+            description="scoring",
+            unit="rows",
+        )
+        with torch.no_grad(), bar:
             for rows in self._row_chunks(X.shape[0], rows_per_chunk):
+                bar.update(rows.stop - rows.start)
                 x = x_all[rows]
                 if noise is None:
                     scores[rows] = model.log_prob(x)
