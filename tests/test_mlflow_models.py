@@ -185,6 +185,17 @@ def test_inference_params_reach_a_pipeline_step_and_are_absent_where_none_applie
         scaler.predict(X.fillna(0.0), params={"n_eval_samples": 3})
 
 
+def test_a_model_fitted_verbose_predicts_without_progress_bars(tmp_path, capfd):
+    X, _ = breast_cancer_with_holes()
+    imputer = VAEImputer(**{**FAST, "n_epochs": 1, "verbose": 1}).fit(X.iloc[:100])
+    save_model(imputer, tmp_path / "model")
+    model = mlflow.pyfunc.load_model(str(tmp_path / "model"))
+    capfd.readouterr()
+    model.predict(X.iloc[:200])  # several evaluation chunks
+    assert "evaluating" not in capfd.readouterr().err
+    assert load_estimator(str(tmp_path / "model")).verbose == 1  # the estimator keeps it
+
+
 def test_save_model_for_an_array_fitted_estimator_names_columns_x0(tmp_path):
     X, _ = _digits_with_holes()
     flow = FlowDensityEstimator(n_layers=2, hidden_dims=(8,), n_epochs=1, random_state=0)

@@ -224,7 +224,14 @@ def _load_pyfunc(data_path: str, model_config: dict | None = None) -> EstimatorP
     """MLflow's entry point for ``loader_module`` models."""
     data_path = Path(data_path)
     config = json.loads((data_path / _CONFIG_FILE).read_text())
-    return EstimatorPyfunc(_load_directory(data_path), config["method"], config.get("max_rows"))
+    estimator = _load_directory(data_path)
+    # Served requests and Spark batches print no progress bars, whatever the fit showed.
+    quiet = {
+        key: 0
+        for key in estimator.get_params(deep=True)
+        if key == "verbose" or key.endswith("__verbose")
+    }
+    return EstimatorPyfunc(estimator.set_params(**quiet), config["method"], config.get("max_rows"))
 
 
 def _input_example_frame(estimator: Any, input_example: Any) -> pd.DataFrame | None:
