@@ -78,6 +78,26 @@ def test_train_registers_then_impute_fills_a_csv(project_store, registered_iris_
     observed = holes.notna().to_numpy()
     np.testing.assert_allclose(filled.to_numpy()[observed], holes.to_numpy()[observed])
 
+    # The model's inference params, from the entry point's parameters.
+    mlflow_run(
+        project_store,
+        "impute",
+        input=tmp_path / "holes.csv",
+        output=tmp_path / "fast.csv",
+        model_uri=registered_iris_imputer,
+        n_eval_samples=5,
+        eval_dtype="float32",
+    )
+    fast = pd.read_csv(tmp_path / "fast.csv").to_numpy()
+    mlflow.set_tracking_uri(project_store["uri"])
+    try:
+        model = mlflow.pyfunc.load_model(registered_iris_imputer)
+        expected = model.predict(holes, params={"n_eval_samples": 5, "eval_dtype": "float32"})
+    finally:
+        mlflow.set_tracking_uri(None)
+    np.testing.assert_allclose(fast, expected.to_numpy(), rtol=1e-6, atol=1e-6)
+    assert np.abs(fast - filled.to_numpy()).max() > 1e-3
+
 
 def readme_curl_body() -> bytes:
     """The JSON of the README's curl example, read from the README itself."""
