@@ -78,11 +78,18 @@ def evaluation_settings(args) -> dict:
 
 
 def with_settings(model, settings: dict):
-    """The loaded model with ``settings`` applied (its files are left as they were)."""
-    unknown = sorted(set(settings) - set(model.get_params(deep=False)))
+    """The loaded model with ``settings`` applied, to it or to the steps of a pipeline that
+    have them (its files are left as they were)."""
+    from impute_dgm.evaluation_settings import evaluation_parameter_keys, set_evaluation_parameters
+
+    keys = evaluation_parameter_keys(model)
+    unknown = sorted(set(settings) - set(keys))
     if unknown:
         raise CommandError(f"{type(model).__name__} has no {', '.join(unknown)} to set")
-    return model.set_params(**settings)
+    set_evaluation_parameters(
+        model, {key: settings[name] for name in settings for key in keys[name]}
+    )
+    return model
 
 
 def _fit(args) -> None:

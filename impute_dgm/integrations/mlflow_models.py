@@ -41,15 +41,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from impute_dgm.evaluation_settings import evaluation_parameter_keys, set_evaluation_parameters
 from impute_dgm.persistence import load_estimator as _load_directory
 from impute_dgm.persistence import save_estimator as _save_directory
 
 METHODS = ("predict", "transform", "score_samples", "predict_proba")
 _CONFIG_FILE = "pyfunc.json"
 LOG_DENSITY_COLUMN = "log_density"
-#: Evaluation settings a caller may change per request (MLflow inference ``params``): a batch
-#: job trades accuracy for speed without a second model version.
-INFERENCE_PARAMS = ("n_eval_samples", "eval_dtype")
 #: Most rows a served request may hold unless ``max_rows`` says otherwise (about 3 minutes of
 #: imputation at the default 500 importance samples on one core).
 DEFAULT_MAX_ROWS = 100_000
@@ -123,13 +121,9 @@ class EstimatorPyfunc:
         self.method = method
         self.max_rows = max_rows
         self.columns = input_columns(estimator)
-        # Where each inference parameter lives: the estimator's own, or its steps' in a pipeline.
-        nested = estimator.get_params(deep=True) if hasattr(estimator, "get_params") else {}
-        keys = {
-            name: [key for key in nested if key == name or key.endswith(f"__{name}")]
-            for name in INFERENCE_PARAMS
-        }
-        self.parameter_keys = {name: found for name, found in keys.items() if found}
+        # The inference params: the evaluation settings of the estimator or its steps.
+        self.parameter_keys = evaluation_parameter_keys(estimator)
+        nested = estimator.get_params(deep=True) if self.parameter_keys else {}
         self.defaults = {name: nested[keys[0]] for name, keys in self.parameter_keys.items()}
         # Per-request settings are set on the shared estimator and put back after the call;
         # the lock keeps a concurrent request from seeing another's.
@@ -166,15 +160,6 @@ class EstimatorPyfunc:
                 settings.update(dict.fromkeys(self.parameter_keys[name], value))
         return settings
 
-    def _set(self, settings: dict) -> None:
-        """Set nested parameters and check them against their estimators' own constraints
-        (scikit-learn's ``InvalidParameterError``, a ValueError that names the parameter)."""
-        self.estimator.set_params(**settings)
-        nested = self.estimator.get_params(deep=True)
-        for key in settings:
-            owner = nested[key.rpartition("__")[0]] if "__" in key else self.estimator
-            owner._validate_params()
-
     def predict(self, model_input: Any, params: dict | None = None) -> Any:
         """Apply the estimator's method; tables come back as DataFrames with named columns.
 
@@ -186,10 +171,8 @@ class EstimatorPyfunc:
             with self._lock:
                 if not settings:
                     return self._predict(data)
-                nested = self.estimator.get_params(deep=True)
-                saved = {key: nested[key] for key in settings}
+                saved = set_evaluation_parameters(self.estimator, settings)
                 try:
-                    self._set(settings)
                     return self._predict(data)
                 finally:
                     self.estimator.set_params(**saved)
