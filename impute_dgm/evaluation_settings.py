@@ -13,15 +13,17 @@ from typing import Any
 EVALUATION_PARAMETERS = ("n_eval_samples", "eval_dtype")
 
 
-def evaluation_parameter_keys(estimator: Any) -> dict[str, list[str]]:
-    """Where each evaluation parameter lives: ``{name: [get_params keys]}``, the estimator's
-    own (``"n_eval_samples"``) or its steps' (``"vaeimputer__n_eval_samples"``); names no part
-    of the estimator has are left out."""
+def nested_parameter_keys(estimator: Any, name: str) -> list[str]:
+    """The ``get_params(deep=True)`` keys of parameter ``name``: the estimator's own
+    (``"n_eval_samples"``) and its steps' (``"vaeimputer__n_eval_samples"``)."""
     nested = estimator.get_params(deep=True) if hasattr(estimator, "get_params") else {}
-    keys = {
-        name: [key for key in nested if key == name or key.endswith(f"__{name}")]
-        for name in EVALUATION_PARAMETERS
-    }
+    return [key for key in nested if key == name or key.endswith(f"__{name}")]
+
+
+def evaluation_parameter_keys(estimator: Any) -> dict[str, list[str]]:
+    """Where each evaluation parameter lives: ``{name: [get_params keys]}``; names no part of
+    the estimator has are left out."""
+    keys = {name: nested_parameter_keys(estimator, name) for name in EVALUATION_PARAMETERS}
     return {name: found for name, found in keys.items() if found}
 
 

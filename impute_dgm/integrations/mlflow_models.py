@@ -41,7 +41,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from impute_dgm.evaluation_settings import evaluation_parameter_keys, set_evaluation_parameters
+from impute_dgm.evaluation_settings import (
+    evaluation_parameter_keys,
+    nested_parameter_keys,
+    set_evaluation_parameters,
+)
 from impute_dgm.persistence import load_estimator as _load_directory
 from impute_dgm.persistence import save_estimator as _save_directory
 
@@ -209,11 +213,7 @@ def _load_pyfunc(data_path: str, model_config: dict | None = None) -> EstimatorP
     config = json.loads((data_path / _CONFIG_FILE).read_text())
     estimator = _load_directory(data_path)
     # Served requests and Spark batches print no progress bars, whatever the fit showed.
-    quiet = {
-        key: 0
-        for key in estimator.get_params(deep=True)
-        if key == "verbose" or key.endswith("__verbose")
-    }
+    quiet = dict.fromkeys(nested_parameter_keys(estimator, "verbose"), 0)
     return EstimatorPyfunc(estimator.set_params(**quiet), config["method"], config.get("max_rows"))
 
 
