@@ -484,16 +484,16 @@ class FlowDensityEstimator(
         )
         with torch.no_grad(), bar:
             for rows in self._row_chunks(X.shape[0], rows_per_chunk):
-                bar.update(rows.stop - rows.start)
                 x = x_all[rows]
                 if noise is None:
                     scores[rows] = model.log_prob(x)
-                    continue
-                x_draws = x[None].expand(n_draws, *x.shape)
-                u, log_q = model.dequantizer(x_draws, noise.expand_as(x_draws))
-                log_p = model.log_prob((x_draws + u).reshape(-1, X.shape[1]))
-                log_weights = log_p.reshape(n_draws, -1) - log_q
-                scores[rows] = torch.logsumexp(log_weights, 0) - math.log(n_draws)
+                else:
+                    x_draws = x[None].expand(n_draws, *x.shape)
+                    u, log_q = model.dequantizer(x_draws, noise.expand_as(x_draws))
+                    log_p = model.log_prob((x_draws + u).reshape(-1, X.shape[1]))
+                    log_weights = log_p.reshape(n_draws, -1) - log_q
+                    scores[rows] = torch.logsumexp(log_weights, 0) - math.log(n_draws)
+                bar.update(rows.stop - rows.start)
         return scores.cpu().numpy().astype(np.float64)
 
     def score(self, X, y=None) -> float:
