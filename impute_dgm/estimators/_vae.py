@@ -19,11 +19,12 @@ from impute_dgm._validation import check_table_input
 from impute_dgm.distributions.likelihoods import Likelihood
 from impute_dgm.distributions.missingness import make_missingness
 from impute_dgm.distributions.networks import ACTIVATIONS
-from impute_dgm.distributions.priors import PRIORS, Prior, make_prior
-from impute_dgm.estimators._base import BaseTorchEstimator
+from impute_dgm.distributions.priors import PRIORS, Prior, VampPrior, make_prior
+from impute_dgm.estimators._base import BaseTorchEstimator, _floating_masks
 from impute_dgm.hidden_cells import ROWS_PER_CHUNK as VALIDATION_ROWS_PER_CHUNK
 from impute_dgm.models import DeepLatentVariableModel
 from impute_dgm.schema import TableSchema
+from impute_dgm.training import Trainer
 
 # Parameter docs shared by the VAE estimators' docstrings.
 VAE_PARAMETERS_DOC = """latent_dim : int, default=10
@@ -375,6 +376,13 @@ class BaseVAE(BaseTorchEstimator):
         X_model = self._encode(X, reset=not self._warm(), dtype=np.float32)[1]
         random_state, device, data = self._initialise_model(X_model)
         del X_model  # the tensors hold the table now
+        proposal_epochs = getattr(self, "proposal_epochs", 0)
+        if proposal_epochs and isinstance(self.model_.prior, VampPrior):
+            raise ValueError(
+                f"proposal_epochs={proposal_epochs} trains the encoder after the fit, but "
+                "prior='vamp' computes p(z) with that encoder, so the model itself would "
+                "change; use proposal_epochs=0 with the VampPrior."
+            )
         noise_dim, n_importance = self.model_.noise_dim, self.n_importance
 
         def loss(batch, generator, kl_weight):
@@ -385,7 +393,54 @@ class BaseVAE(BaseTorchEstimator):
             return -self.model_.bound(x, mask, noise, kl_weight).mean()
 
         self._train_with_kl_warmup(loss, self._validation_loss(device), data, random_state, device)
+        if proposal_epochs:
+            self._refine_proposal(proposal_epochs, data, random_state, device)
         return self
+
+    def _refine_proposal(
+        self,
+        n_epochs: int,
+        data: tuple[torch.Tensor, torch.Tensor],
+        random_state: np.random.RandomState,
+        device: torch.device,
+    ) -> None:
+        """Train the encoder alone for ``n_epochs`` by its wake-phase objective
+        (:meth:`DeepLatentVariableModel.proposal_loss`), the fitted p(x, z) frozen: q(z | x, m)
+        then fits the model's posterior as an importance sampling proposal should, and the
+        estimates of ``transform`` and ``score_samples`` improve for a given number of draws.
+        Sets ``proposal_history_``."""
+        model, n_importance = self.model_, self.n_importance
+        encoder = {id(p) for p in model.encoder.parameters()}
+        frozen = [p for p in model.parameters() if id(p) not in encoder and p.requires_grad]
+
+        def loss(batch, generator):
+            x, mask = batch
+            noise = torch.randn(
+                n_importance, x.shape[0], model.noise_dim, generator=generator, device=device
+            )
+            return model.proposal_loss(x, mask, noise).mean()
+
+        trainer = Trainer(
+            n_epochs=n_epochs,
+            batch_size=self.budget_.batch_size,
+            lr=self.lr,
+            weight_decay=self.weight_decay,
+            verbose=self.verbose,
+            description="proposal",
+        )
+        # Frozen parameters get no gradient (and no all-reduce under DistributedDataParallel).
+        for parameter in frozen:
+            parameter.requires_grad_(False)
+        try:
+            self.proposal_history_ = trainer.fit(
+                model,
+                lambda batch, generator: loss(_floating_masks(batch), generator),
+                data,
+                make_generator(draw_seed(random_state), device),
+            )
+        finally:
+            for parameter in frozen:
+                parameter.requires_grad_(True)
 
     def _validation_noise(self, generator: torch.Generator) -> torch.Tensor:
         """K importance draws shared by every held-out row and reused every epoch, so that the

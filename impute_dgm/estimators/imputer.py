@@ -58,6 +58,9 @@ class VAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseVAE):
         mixed columns).
     history_ : TrainingHistory
         Per-epoch training and validation losses (negative bound per row).
+    proposal_history_ : TrainingHistory
+        Per-epoch wake-phase losses of the encoder's refinement (only with
+        ``proposal_epochs`` > 0).
     n_epochs_ : int
         Epochs actually run.
     n_features_in_ : int
@@ -84,6 +87,7 @@ class VAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseVAE):
     _parameter_constraints: dict = {
         **BaseVAE._parameter_constraints,
         "missingness": [StrOptions(set(MISSINGNESS))],
+        "proposal_epochs": [Interval(Integral, 0, None, closed="left")],
     }
 
     def __init__(
@@ -101,6 +105,7 @@ class VAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseVAE):
         n_importance: int = 20,
         kl_warmup: int = 0,
         n_eval_samples: int = 500,
+        proposal_epochs: int = 0,
         eval_dtype: str = "auto",
         mask_input: bool = True,
         n_epochs: int | str = "auto",
@@ -146,6 +151,7 @@ class VAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseVAE):
             warm_start=warm_start,
         )
         self.missingness = missingness
+        self.proposal_epochs = proposal_epochs
 
     def _budget(self, n_rows: int) -> TrainingBudget:
         # The not-MIWAE bound learns the mask model through reparameterised draws of the
@@ -284,7 +290,22 @@ _MISSINGNESS_DOC = """missingness : {"mar", "self_masking"}, default="mar"
         model learns from noisier gradients and gains from the extra steps.
     """
 
+_PROPOSAL_DOC = """proposal_epochs : int, default=0
+        Epochs of training for the encoder alone once the model is fitted, by the wake-phase
+        update of reweighted wake-sleep: q(z | x, m) is moved towards the model's posterior
+        p(z | x_obs) (the inclusive divergence, which suits an importance sampling proposal)
+        while p(x, z) stays as fitted. ``transform`` and ``score_samples`` then reach a given
+        accuracy with fewer ``n_eval_samples``. On selection draws of breast cancer, 50
+        epochs took 7% of the fit's time and lowered imputation RMSE at 500 samples by 0.8%,
+        and 64 samples then did as well as 512 without (README, "A better proposal"). 0 skips
+        it (the default, until the benchmarks are rerun with it). Not with ``prior="vamp"``,
+        whose p(z) is made with the encoder. Sets ``proposal_history_``.
+    """
+
 if VAEImputer.__doc__:  # absent under python -OO
     VAEImputer.__doc__ = VAEImputer.__doc__.replace(
-        "{parameters}", VAE_PARAMETERS_DOC.replace("prior : ", _MISSINGNESS_DOC + "prior : ", 1)
+        "{parameters}",
+        VAE_PARAMETERS_DOC.replace("prior : ", _MISSINGNESS_DOC + "prior : ", 1).replace(
+            "eval_dtype : ", _PROPOSAL_DOC + "eval_dtype : ", 1
+        ),
     )

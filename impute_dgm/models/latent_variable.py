@@ -19,6 +19,7 @@ from impute_dgm.bounds import (
     importance_weighted_bound,
     log_importance_weights,
     self_normalized_expectation,
+    self_normalized_weights,
 )
 from impute_dgm.distributions.likelihoods import Likelihood
 from impute_dgm.distributions.networks import MLP, GaussianEncoder, reparameterize
@@ -175,6 +176,27 @@ class DeepLatentVariableModel(nn.Module):
         """The MIWAE bound on log p(x_obs) per row (K = noise.shape[0]; K = 1 is the ELBO)."""
         samples = self.importance_samples(x, mask, noise, kl_weight)
         return importance_weighted_bound(samples.log_weights)
+
+    def proposal_loss(
+        self, x: torch.Tensor, mask: torch.Tensor, noise: torch.Tensor
+    ) -> torch.Tensor:
+        """The wake-phase objective of reweighted wake-sleep for the encoder, per row.
+
+        ``-sum_k w_k log q(z_k | x, m)`` with the draws ``z_k`` and their self-normalised
+        weights ``w_k`` held fixed: its gradient in the encoder's parameters estimates that of
+        KL(p(z | x_obs) || q(z | x, m)), the divergence that makes q a good importance
+        sampling proposal (Bornschein & Bengio, 2015; Le et al., 2019). Nothing but the
+        encoder receives a gradient from it.
+
+        Parameters
+        ----------
+        x, mask : tensors of shape (B, D)
+        noise : tensor of shape (K, B, noise_dim) or (K, 1, noise_dim)
+        """
+        with torch.no_grad():
+            samples = self.importance_samples(x, mask, noise)
+            weights = self_normalized_weights(samples.log_weights)
+        return -(weights * self.posterior(x, mask).log_prob(samples.z)).sum(dim=0)
 
     def impute(self, x: torch.Tensor, mask: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """Single imputation, shape (B, D): the self-normalised importance sampling estimate of
