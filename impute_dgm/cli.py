@@ -101,6 +101,7 @@ def _fit(args) -> None:
         "latent_dim": args.latent_dim,
         "missingness": args.missingness,
         "n_epochs": args.epochs if args.epochs is not None else "auto",
+        "proposal_epochs": args.proposal_epochs,
         "random_state": args.seed,
         "verbose": 0 if args.quiet else 1,
     }
@@ -192,6 +193,10 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--hidden", type=int, nargs="+", help="hidden widths (default 128 128)")
     fit.add_argument("--epochs", type=int, help="passes over the rows (default: auto)")
     fit.add_argument("--missingness", choices=["mar", "self_masking"], default="mar")
+    fit.add_argument(
+        "--proposal-epochs", type=int, default=0,
+        help="epochs refining the encoder as a sampling proposal after the fit (default 0)",
+    )  # fmt: skip
     fit.add_argument("--seed", type=int, default=None, help="random_state")
     fit.add_argument("--quiet", action="store_true", help="no progress bar")
     fit.set_defaults(run=_fit)
