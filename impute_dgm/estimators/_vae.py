@@ -414,7 +414,7 @@ class BaseVAE(BaseTorchEstimator):
         frozen = [p for p in model.parameters() if id(p) not in encoder and p.requires_grad]
 
         def loss(batch, generator):
-            x, mask = batch
+            x, mask = _floating_masks(batch)
             noise = torch.randn(
                 n_importance, x.shape[0], model.noise_dim, generator=generator, device=device
             )
@@ -433,10 +433,7 @@ class BaseVAE(BaseTorchEstimator):
             parameter.requires_grad_(False)
         try:
             self.proposal_history_ = trainer.fit(
-                model,
-                lambda batch, generator: loss(_floating_masks(batch), generator),
-                data,
-                make_generator(draw_seed(random_state), device),
+                model, loss, data, make_generator(draw_seed(random_state), device)
             )
         finally:
             for parameter in frozen:
