@@ -102,6 +102,7 @@ def _fit(args) -> None:
         "missingness": args.missingness,
         "n_epochs": args.epochs if args.epochs is not None else "auto",
         "proposal_epochs": args.proposal_epochs,
+        "encoder_gradient": args.encoder_gradient,
         "random_state": args.seed,
         "verbose": 0 if args.quiet else 1,
     }
@@ -196,6 +197,10 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument(
         "--proposal-epochs", type=int, default=0,
         help="epochs refining the encoder as a sampling proposal after the fit (default 0)",
+    )  # fmt: skip
+    fit.add_argument(
+        "--encoder-gradient", choices=["standard", "dreg"], default="standard",
+        help="the encoder's gradient estimator in training (default standard)",
     )  # fmt: skip
     fit.add_argument("--seed", type=int, default=None, help="random_state")
     fit.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -36,7 +36,8 @@ def workspace(tmp_path_factory):
     holey.to_csv(folder / "data.csv", index=False)  # missing cells become blank fields
     assert ",," in (folder / "data.csv").read_text()
     cli("fit", str(folder / "data.csv"), "-o", str(folder / "model"), "--epochs", "5",
-        "--hidden", "16", "--seed", "0", "--proposal-epochs", "2", "--quiet")  # fmt: skip
+        "--hidden", "16", "--seed", "0", "--proposal-epochs", "2",
+        "--encoder-gradient", "dreg", "--quiet")  # fmt: skip
     return folder, holey
 
 
@@ -46,6 +47,7 @@ def test_fit_passes_its_settings_to_the_saved_imputer(workspace):
     folder, _ = workspace
     imputer = load_estimator(folder / "model")
     assert imputer.get_params()["proposal_epochs"] == 2
+    assert imputer.get_params()["encoder_gradient"] == "dreg"
     assert imputer.get_params()["hidden_dims"] == (16,)
     assert imputer.n_epochs_ == 5
     assert len(imputer.proposal_history_.train_loss) == 2

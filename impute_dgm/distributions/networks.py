@@ -149,3 +149,15 @@ def reparameterize(posterior: Independent, noise: torch.Tensor) -> torch.Tensor:
     """
     normal = posterior.base_dist
     return normal.loc + normal.scale * noise
+
+
+def detached_gaussian(posterior: Independent) -> Independent:
+    """The same diagonal Gaussian with its location and scale detached from the graph: its
+    ``log_prob(z)`` then depends on the parameters only through ``z`` (doubly reparameterised
+    gradients)."""
+    normal = posterior.base_dist
+    return Independent(
+        Normal(normal.loc.detach(), normal.scale.detach(), validate_args=False),
+        1,
+        validate_args=False,
+    )

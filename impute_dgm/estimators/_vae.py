@@ -384,13 +384,18 @@ class BaseVAE(BaseTorchEstimator):
                 "change; use proposal_epochs=0 with the VampPrior."
             )
         noise_dim, n_importance = self.model_.noise_dim, self.n_importance
+        bound = (
+            self.model_.doubly_reparameterized_bound
+            if getattr(self, "encoder_gradient", "standard") == "dreg"
+            else self.model_.bound
+        )
 
         def loss(batch, generator, kl_weight):
             x, mask = batch
             noise = torch.randn(
                 n_importance, x.shape[0], noise_dim, generator=generator, device=device
             )
-            return -self.model_.bound(x, mask, noise, kl_weight).mean()
+            return -bound(x, mask, noise, kl_weight).mean()
 
         self._train_with_kl_warmup(loss, self._validation_loss(device), data, random_state, device)
         if proposal_epochs:

@@ -88,6 +88,7 @@ class VAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseVAE):
         **BaseVAE._parameter_constraints,
         "missingness": [StrOptions(set(MISSINGNESS))],
         "proposal_epochs": [Interval(Integral, 0, None, closed="left")],
+        "encoder_gradient": [StrOptions({"standard", "dreg"})],
     }
 
     def __init__(
@@ -106,6 +107,7 @@ class VAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseVAE):
         kl_warmup: int = 0,
         n_eval_samples: int = 500,
         proposal_epochs: int = 0,
+        encoder_gradient: str = "standard",
         eval_dtype: str = "auto",
         mask_input: bool = True,
         n_epochs: int | str = "auto",
@@ -152,6 +154,7 @@ class VAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseVAE):
         )
         self.missingness = missingness
         self.proposal_epochs = proposal_epochs
+        self.encoder_gradient = encoder_gradient
 
     def _budget(self, n_rows: int) -> TrainingBudget:
         # The not-MIWAE bound learns the mask model through reparameterised draws of the
@@ -300,6 +303,16 @@ _PROPOSAL_DOC = """proposal_epochs : int, default=0
         and 64 samples then did as well as 512 without (README, "A better proposal"). 0 skips
         it (the default, until the benchmarks are rerun with it). Not with ``prior="vamp"``,
         whose p(z) is made with the encoder. Sets ``proposal_history_``.
+    encoder_gradient : {"standard", "dreg"}, default="standard"
+        How the encoder's gradient is estimated in training. "standard": the gradient of the
+        MIWAE bound by reparameterisation, whose signal-to-noise ratio for the encoder falls
+        as ``n_importance`` grows (Rainforth et al., 2018). "dreg": the doubly
+        reparameterised estimator (Tucker et al., 2019), with the same expectation and
+        without that decline: the encoder then learns to be a proposal for the bound. Same
+        cost. On 17 selection cells it lowered
+        RMSE on breast cancer by 1.5-4.6% (4 of 4) and digits by 0.1-0.7% (3 of 3) and raised
+        the in-sample log-likelihood there, but lost 0.4-3.2% on penguins (3 of 3) and up to
+        0.7% on wine and the low-rank table (README, "Doubly reparameterised gradients").
     """
 
 if VAEImputer.__doc__:  # absent under python -OO
