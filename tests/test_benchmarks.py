@@ -558,3 +558,22 @@ def test_multiple_imputation_pieces_merge_by_replication(tmp_path, monkeypatch):
              "--results-dir", str(tmp_path)],
             monkeypatch,
         )  # fmt: skip
+
+
+def test_selection_draws_compare_variants_on_seeds_the_suite_does_not_score(tmp_path, monkeypatch):
+    run_script(
+        "selection_draws.py",
+        ["--quick", "--cells", "wine:mcar:0.2:5", "penguins:mar:0.3:6",
+         "--variants", '{"dreg": {"encoder_gradient": "dreg"}}', "--results-dir", str(tmp_path)],
+        monkeypatch,
+    )  # fmt: skip
+    payload = json.loads((tmp_path / "selection_draws.json").read_text())
+    assert list(payload["design"]["variants"]) == ["standard", "dreg"]
+    for cell in ("wine:mcar:0.2:5", "penguins:mar:0.3:6"):
+        for record in payload["cells"][cell]["results"].values():
+            assert 0 < record["rmse_64"] < 3 and 0 < record["rmse_512"] < 3
+            assert math.isfinite(record["score"])
+    assert 0 <= payload["cells"]["penguins:mar:0.3:6"]["results"]["dreg"]["accuracy_512"] <= 1
+    with pytest.raises(ValueError, match="suite's"):
+        run_script("selection_draws.py", ["--quick", "--cells", "wine:mcar:0.2:0",
+                                          "--results-dir", str(tmp_path)], monkeypatch)  # fmt: skip
