@@ -91,3 +91,14 @@ def test_imputer_trains_with_it():
     assert not np.allclose(standard[missing], imputed[missing])
     with pytest.raises(ValueError, match="encoder_gradient"):
         clone(imputer).set_params(encoder_gradient="reinforce").fit(X)
+
+
+def test_files_saved_before_the_parameter_load_with_the_standard_estimator():
+    imputer = VAEImputer(n_epochs=2, hidden_dims=(8,), random_state=0).fit(_table(2))
+    state = imputer.__getstate__()
+    del state["encoder_gradient"], state["proposal_epochs"]
+    old = VAEImputer.__new__(VAEImputer)
+    old.__setstate__(state)
+    assert old.get_params()["encoder_gradient"] == "standard"
+    assert old.get_params()["proposal_epochs"] == 0
+    assert np.array_equal(old.transform(_table(2)), imputer.transform(_table(2)))

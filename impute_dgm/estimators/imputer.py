@@ -156,6 +156,12 @@ class VAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseVAE):
         self.proposal_epochs = proposal_epochs
         self.encoder_gradient = encoder_gradient
 
+    def __setstate__(self, state: dict) -> None:
+        # Files saved before these parameters existed were fitted without them.
+        state.setdefault("proposal_epochs", 0)
+        state.setdefault("encoder_gradient", "standard")
+        super().__setstate__(state)
+
     def _budget(self, n_rows: int) -> TrainingBudget:
         # The not-MIWAE bound learns the mask model through reparameterised draws of the
         # missing values, a noisier signal than MIWAE's: on small tables, batches of 16 rows
