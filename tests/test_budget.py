@@ -15,6 +15,7 @@ from impute_dgm.budget import (
     auto_batch_size,
     auto_n_epochs,
     resolve_budget,
+    with_minimum_steps,
 )
 from impute_dgm.estimators._vae import BaseVAE
 from impute_dgm.hidden_cells import HIDDEN_FRACTION, ROWS_PER_CHUNK, HiddenCellError
@@ -59,6 +60,39 @@ def test_estimators_resolve_their_own_base_budget():
     assert flow.budget_.batch_size == 128 and flow.budget_.early_stopping  # flows: True default
     assert VAEClassifier()._budget(100).n_epochs == 100
     assert VAEImputer()._budget(100).n_epochs == 300
+
+
+@pytest.mark.parametrize(
+    ("n_rows", "n_epochs"),
+    # 64-row batches: 333 rows make 6 steps an epoch, 1,000 make 16 (6,000 / 16 = 375),
+    # 1,217 and more at least 20 (300 epochs already make 6,000 steps).
+    [(100, 300), (255, 300), (256, 600), (333, 600), (640, 600), (641, 546), (1000, 375),
+     (1216, 316), (1217, 300), (SMALL_TABLE_ROWS, 300)],
+)  # fmt: skip
+def test_imputer_gives_small_tables_a_floor_of_gradient_steps(n_rows, n_epochs):
+    budget = VAEImputer()._budget(n_rows)
+    assert (budget.n_epochs, budget.batch_size, budget.early_stopping) == (n_epochs, 64, False)
+    steps = budget.n_epochs * -(-n_rows // budget.batch_size)
+    assert steps >= 6000 or n_rows < 256 or budget.n_epochs == 600
+
+
+def test_step_floor_leaves_other_settings_and_models_alone():
+    # Large tables keep the common rule; explicit epochs and the self-masking model (its own
+    # 16-row batches already make four times the steps) are left as they are.
+    assert VAEImputer()._budget(10**6) == BaseVAE._budget(VAEImputer(), 10**6)
+    assert VAEImputer(n_epochs=50)._budget(600).n_epochs == 50
+    assert VAEImputer(missingness="self_masking")._budget(600).n_epochs == 300
+    # A larger batch makes fewer steps an epoch, so the floor asks for more epochs (capped).
+    assert VAEImputer(batch_size=128)._budget(1000).n_epochs == 600  # 8 steps an epoch
+    assert VAEImputer(batch_size=512)._budget(2000).n_epochs == 600
+    base = resolve_budget(2000, "auto", "auto", "auto", base_n_epochs=300, base_batch_size=64)
+    floor = dict(min_steps=6000, max_epochs=600, min_rows=256)
+    assert with_minimum_steps(base, 2000, "auto", **floor) == base  # 32 steps an epoch
+    assert with_minimum_steps(base, 2000, 300, **floor) == base
+    X = np.random.default_rng(0).normal(size=(300, 3))
+    fitted = VAEImputer(hidden_dims=(8,), latent_dim=2, batch_size=300, random_state=0)
+    fitted.set_params(n_eval_samples=5).fit(X)  # one step an epoch: 600 epochs, 600 steps
+    assert fitted.budget_.n_epochs == 600 and fitted.n_epochs_ == 600
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ from sklearn.utils._set_output import _wrap_data_with_container
 from sklearn.utils.validation import check_is_fitted
 
 from impute_dgm._device import draw_seed, seeded_torch
-from impute_dgm.budget import TrainingBudget, with_small_table_batch
+from impute_dgm.budget import TrainingBudget, with_minimum_steps, with_small_table_batch
 from impute_dgm.distributions.likelihoods import Likelihood
 from impute_dgm.distributions.missingness import MISSINGNESS
 from impute_dgm.distributions.priors import Prior
@@ -23,6 +23,11 @@ from impute_dgm.hidden_cells import HiddenCellError
 
 # Rows per step of the self-masking model on small tables with batch_size="auto" (see _budget).
 SELF_MASKING_SMALL_BATCH = 16
+# The MAR model on small tables with n_epochs="auto": at least this many steps, at most
+# MAR_MAX_EPOCHS epochs, on tables of MAR_MIN_ROWS rows or more (see _budget).
+MAR_MIN_STEPS = 6000
+MAR_MAX_EPOCHS = 600
+MAR_MIN_ROWS = 256
 
 
 class VAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseVAE):
@@ -170,9 +175,23 @@ class VAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseVAE):
         # 1.5-2 times the fit time. Under MAR they helped digits but cost breast cancer and
         # diabetes 1-2%, so 64 stays there. Large tables (early stopping on) are unmeasured
         # and keep the common rule, whose batches already grow with the table.
+        #
+        # The MAR model's 64-row batches give a table of a few hundred rows only 5-10 steps an
+        # epoch: 300 epochs left it under-trained. On selection draws (seeds 5-6, 17 cells of
+        # the suite's tables) 600 epochs lowered RMSE by 1.0% on average, in 13 cells (digits
+        # up to 6%, breast cancer and penguins 1-3.5%), while 1000 overfitted (+0.1%) and the
+        # 178 rows of wine lost 5.5% in one cell: hence a floor of 6,000 steps, at most 600
+        # epochs, from 256 rows (benchmarks/results/selection_draws_epochs.json).
         budget = super()._budget(n_rows)
         if self.missingness != "self_masking":
-            return budget
+            return with_minimum_steps(
+                budget,
+                n_rows,
+                self.n_epochs,
+                min_steps=MAR_MIN_STEPS,
+                max_epochs=MAR_MAX_EPOCHS,
+                min_rows=MAR_MIN_ROWS,
+            )
         return with_small_table_batch(budget, n_rows, self.batch_size, SELF_MASKING_SMALL_BATCH)
 
     def _validation_loss(self, device: torch.device) -> HiddenCellError:
