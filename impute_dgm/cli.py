@@ -199,8 +199,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="epochs refining the encoder as a sampling proposal after the fit (default 0)",
     )  # fmt: skip
     fit.add_argument(
-        "--encoder-gradient", choices=["standard", "dreg"], default="standard",
-        help="the encoder's gradient estimator in training (default standard)",
+        "--encoder-gradient", choices=["auto", "standard", "dreg"], default="auto",
+        help="the encoder's gradient estimator in training (default auto: dreg for the "
+        "self-masking model, standard otherwise)",
     )  # fmt: skip
     fit.add_argument("--seed", type=int, default=None, help="random_state")
     fit.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -93,6 +93,24 @@ def test_imputer_trains_with_it():
         clone(imputer).set_params(encoder_gradient="reinforce").fit(X)
 
 
+@pytest.mark.parametrize(
+    ("missingness", "resolved", "other"),
+    [("self_masking", "dreg", "standard"), ("mar", "standard", "dreg")],
+)
+def test_auto_trains_the_self_masking_model_with_dreg_and_the_mar_model_without(
+    missingness, resolved, other
+):
+    X = _table(3)
+    missing = np.isnan(X)
+    auto = VAEImputer(n_epochs=3, hidden_dims=(16,), missingness=missingness, random_state=0)
+    assert auto.get_params()["encoder_gradient"] == "auto"
+    imputed = auto.fit(X).transform(X)
+    same = clone(auto).set_params(encoder_gradient=resolved).fit(X).transform(X)
+    assert np.array_equal(same, imputed)
+    different = clone(auto).set_params(encoder_gradient=other).fit(X).transform(X)
+    assert not np.allclose(different[missing], imputed[missing])
+
+
 def test_files_saved_before_the_parameter_load_with_the_standard_estimator():
     imputer = VAEImputer(n_epochs=2, hidden_dims=(8,), random_state=0).fit(_table(2))
     state = imputer.__getstate__()

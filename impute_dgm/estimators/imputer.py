@@ -93,7 +93,7 @@ class VAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseVAE):
         **BaseVAE._parameter_constraints,
         "missingness": [StrOptions(set(MISSINGNESS))],
         "proposal_epochs": [Interval(Integral, 0, None, closed="left")],
-        "encoder_gradient": [StrOptions({"standard", "dreg"})],
+        "encoder_gradient": [StrOptions({"auto", "standard", "dreg"})],
     }
 
     def __init__(
@@ -112,7 +112,7 @@ class VAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseVAE):
         kl_warmup: int = 0,
         n_eval_samples: int = 500,
         proposal_epochs: int = 0,
-        encoder_gradient: str = "standard",
+        encoder_gradient: str = "auto",
         eval_dtype: str = "auto",
         mask_input: bool = True,
         n_epochs: int | str = "auto",
@@ -330,8 +330,11 @@ _PROPOSAL_DOC = """proposal_epochs : int, default=0
         RMSE by -0.5% to +1.1% on breast cancer and digits selection cells. 0 skips it (the
         default). Not with ``prior="vamp"``,
         whose p(z) is made with the encoder. Sets ``proposal_history_``.
-    encoder_gradient : {"standard", "dreg"}, default="standard"
-        How the encoder's gradient is estimated in training. "standard": the gradient of the
+    encoder_gradient : {"auto", "standard", "dreg"}, default="auto"
+        How the encoder's gradient is estimated in training. "auto": "dreg" for the
+        self-masking model (on 14 selection cells of self-masked data and wine MCAR 50% it
+        lowered RMSE by 0.5% on average, better in 10; README, "Doubly reparameterised
+        gradients"), "standard" for the MAR model. "standard": the gradient of the
         MIWAE bound by reparameterisation, whose signal-to-noise ratio for the encoder falls
         as ``n_importance`` grows (Rainforth et al., 2018). "dreg": the doubly
         reparameterised estimator (Tucker et al., 2019), with the same expectation and
