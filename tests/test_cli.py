@@ -200,3 +200,19 @@ def test_evaluation_options_refuse_a_model_without_them():
 
     with pytest.raises(CommandError, match="StandardScaler has no eval_dtype, n_eval_samples"):
         with_settings(StandardScaler(), {"n_eval_samples": 5, "eval_dtype": "float32"})
+
+
+def test_fit_options_offer_the_estimators_choices():
+    """The parser names the choices itself (importing the estimator would import torch before
+    ``--help``); they must stay the estimator's own."""
+    import argparse
+
+    from impute_dgm.cli import build_parser
+    from impute_dgm.estimators.imputer import VAEImputer
+
+    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    fit_actions = {a.dest: a for a in commands.choices["fit"]._actions}
+    for parameter in ("missingness", "encoder_gradient"):
+        (options,) = VAEImputer._parameter_constraints[parameter]
+        assert set(fit_actions[parameter].choices) == options.options, parameter
+        assert fit_actions[parameter].default == VAEImputer().get_params()[parameter]
