@@ -35,7 +35,7 @@ from sklearn.neighbors import KernelDensity
 from sklearn.preprocessing import StandardScaler
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, environment, print_table, summarise, write_json  # noqa: E402
+from _common import RESULTS, environment, limit_threads, print_table, summarise, write_json  # noqa: E402
 
 from impute_dgm import FlowDensityEstimator  # noqa: E402
 from impute_dgm.datasets import load_table  # noqa: E402
@@ -146,8 +146,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--quick", action="store_true", help="tiny settings, for smoke tests")
     parser.add_argument("--results-dir", default=str(RESULTS))
     args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    limit_threads(args.threads)
     results: dict = {}
     rows = []
     for table in args.tables:

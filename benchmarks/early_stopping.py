@@ -27,11 +27,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, environment, nonlinear_table, print_table, write_json  # noqa: E402
+from _common import RESULTS, environment, limit_threads, nonlinear_table, print_table, write_json  # noqa: E402
 
 from impute_dgm import VAEImputer  # noqa: E402
 from impute_dgm.budget import auto_n_epochs  # noqa: E402
@@ -100,15 +99,16 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--epochs", type=int, default=None, help="default: the auto budget's")
     parser.add_argument("--every", type=int, default=5, help="epochs between checkpoints")
     parser.add_argument("--tables", nargs="*", default=list(TABLES), choices=list(TABLES))
-    parser.add_argument("--threads", type=int, default=None, help="torch threads")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="threads for torch, BLAS and OpenMP"
+    )
     parser.add_argument("--output", default="early_stopping.json")
     parser.add_argument("--quick", action="store_true", help="tiny settings, for smoke tests")
     parser.add_argument("--results-dir", default=str(RESULTS))
     args = parser.parse_args(argv)
     if args.quick:
         args.seeds, args.rows, args.every = 1, 300, 2
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    limit_threads(args.threads)
     runs, rows = {}, []
     for table in args.tables:
         for seed in range(args.seeds):

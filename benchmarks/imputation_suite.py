@@ -39,7 +39,7 @@ from sklearn.experimental import enable_iterative_imputer  # noqa: F401
 from sklearn.impute import IterativeImputer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, finish, fold_cell, print_table, run_or_merge  # noqa: E402
+from _common import RESULTS, finish, fold_cell, limit_threads, print_table, run_or_merge  # noqa: E402
 from mixed import (  # noqa: E402
     NotApplicable,
     categorical_columns,
@@ -283,7 +283,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--mechanisms", nargs="*", default=list(MECHANISMS),
                         choices=list(MECHANISMS))  # fmt: skip
     parser.add_argument("--methods", nargs="*", default=list(METHODS), choices=list(METHODS))
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="threads for torch, BLAS and OpenMP (default: all)",
+    )
     parser.add_argument("--output", default="imputation_suite.json")
     parser.add_argument("--merge", nargs="*", default=None, metavar="JSON")
     parser.add_argument("--update", default=None, metavar="JSON",
@@ -298,10 +303,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     VAE_PARAMS.clear()
     VAE_PARAMS.update(json.loads(args.vae_params))
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
+    limit_threads(args.threads)
 
     design = {"mechanisms": {k: list(v) for k, v in MECHANISMS.items()},
               "seeds": args.seeds, "digits_rows": args.digits_rows,

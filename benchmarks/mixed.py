@@ -48,6 +48,7 @@ from _common import (  # noqa: E402
     RESULTS,
     finish,
     fold_cell,
+    limit_threads,
     print_table,
     run_or_merge,
     summarise,
@@ -446,7 +447,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--fair-rows", type=int, default=2000)
     parser.add_argument("--tables", nargs="*", default=list(TABLES), choices=list(TABLES))
     parser.add_argument("--methods", nargs="*", default=list(METHODS), choices=list(METHODS))
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="threads for torch, BLAS and OpenMP (default: all)",
+    )
     parser.add_argument("--output", default="mixed.json", help="file name under --results-dir")
     parser.add_argument(
         "--merge", nargs="*", default=None, metavar="JSON",
@@ -464,10 +470,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     VAE_PARAMS.clear()
     VAE_PARAMS.update(json.loads(args.vae_params))
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
+    limit_threads(args.threads)
 
     design = {"rate": RATE, "mechanisms": list(MECHANISMS), "seeds": args.seeds,
               "fair_rows": args.fair_rows, "torch_threads": args.threads,

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, finish, print_table, run_or_merge  # noqa: E402
+from _common import RESULTS, finish, limit_threads, print_table, run_or_merge  # noqa: E402
 from imputation_suite import TABLES  # noqa: E402
 from mixed import score  # noqa: E402
 
@@ -77,16 +77,18 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--variants", default="{}", help="JSON: {name: VAEImputer settings}")
     parser.add_argument("--cells", nargs="*", default=CELLS, help="table:mechanism:rate:seed")
     parser.add_argument("--digits-rows", type=int, default=600)
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="threads for torch, BLAS and OpenMP (default: all)",
+    )
     parser.add_argument("--output", default="selection_draws.json")
     parser.add_argument("--merge", nargs="*", default=None, metavar="JSON")
     parser.add_argument("--quick", action="store_true", help="tiny settings, for smoke tests")
     parser.add_argument("--results-dir", default=str(RESULTS))
     args = parser.parse_args(argv)
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
+    limit_threads(args.threads)
     variants = {"standard": {}, **json.loads(args.variants)}
     design = {"variants": variants, "cells": list(args.cells), "samples": list(SAMPLES),
               "digits_rows": args.digits_rows, "torch_threads": args.threads}  # fmt: skip

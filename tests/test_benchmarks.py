@@ -577,3 +577,29 @@ def test_selection_draws_compare_variants_on_seeds_the_suite_does_not_score(tmp_
     with pytest.raises(ValueError, match="suite's"):
         run_script("selection_draws.py", ["--quick", "--cells", "wine:mcar:0.2:0",
                                           "--results-dir", str(tmp_path)], monkeypatch)  # fmt: skip
+
+
+def test_threads_option_limits_every_pool_not_only_torchs():
+    # A fresh process: the limit is process-wide and would leak into the other tests.
+    pytest.importorskip("lightgbm")
+    script = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from _common import limit_threads
+import numpy, torch
+limit_threads(1)
+import lightgbm  # an OpenMP pool that starts after the call (miceforest's)
+from threadpoolctl import threadpool_info
+pools = [(p["user_api"], p["filepath"], p["num_threads"]) for p in threadpool_info()]
+print(json.dumps({"torch": torch.get_num_threads(), "pools": pools}))
+"""
+    import subprocess
+
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(BENCHMARKS)], capture_output=True, text=True, check=True
+    )
+    report = json.loads(result.stdout)
+    assert report["torch"] == 1
+    assert {api for api, _, _ in report["pools"]} == {"blas", "openmp"}
+    assert any("lightgbm" in path or "libgomp.so" in path for _, path, _ in report["pools"])
+    assert {threads for _, _, threads in report["pools"]} == {1}, report["pools"]
