@@ -33,7 +33,14 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, environment, nonlinear_table, print_table, write_json  # noqa: E402
+from _common import (  # noqa: E402
+    RESULTS,
+    environment,
+    limit_threads,
+    nonlinear_table,
+    print_table,
+    write_json,
+)
 
 METHODS = ("VAEImputer", "IterativeImputer (BayesianRidge)", "missForest-style")
 EVAL_SAMPLES = (50, 100, 200, 500, 1000)
@@ -190,12 +197,11 @@ def _transform_against_samples(imputer, X, X_missing, samples, repeats: int) -> 
 
 def eval_samples_study(args) -> list[dict]:
     """Rows per second and RMSE of transform against n_eval_samples, one fit on breast cancer."""
-    import torch
 
     from impute_dgm.datasets import load_table
     from impute_dgm.missingness import ampute
 
-    torch.set_num_threads(args.threads)
+    limit_threads(args.threads)
     X = load_table("breast_cancer")[0].to_numpy(dtype=float)
     X = (X - X.mean(0)) / X.std(0)
     X_missing = ampute(X, 0.5, "mcar", random_state=args.seed)
@@ -211,11 +217,10 @@ def synthetic_eval_samples_study(args) -> list[dict]:
     rows: the table the throughput target is set on, down to the few samples a row that
     20,000 rows/s would allow on 2 cores.
     """
-    import torch
 
     from impute_dgm.missingness import ampute
 
-    torch.set_num_threads(args.threads)
+    limit_threads(args.threads)
     X = nonlinear_table(args.eval_samples_rows, args.seed)
     X_missing = ampute(X, 0.3, "mcar", random_state=args.seed)
     vae_params = json.loads(args.vae_params)
@@ -239,7 +244,9 @@ def main(argv: list[str] | None = None) -> dict | None:
     parser.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--methods", nargs="*", default=list(METHODS), choices=list(METHODS))
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=2, help="torch threads per process")
+    parser.add_argument(
+        "--threads", type=int, default=2, help="threads per process (torch, BLAS, OpenMP)"
+    )
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per fit")
     parser.add_argument("--eval-rows", type=int, default=20_000,
                         help="rows transformed for rows/s and RMSE")  # fmt: skip
@@ -255,9 +262,7 @@ def main(argv: list[str] | None = None) -> dict | None:
     parser.add_argument("--results-dir", default=str(RESULTS))
     args = parser.parse_args(argv)
     if args.worker:
-        import torch
-
-        torch.set_num_threads(args.threads)
+        limit_threads(args.threads)
         record = worker(args.worker[0], int(args.worker[1]), args.seed, args.quick,
                         args.eval_rows, json.loads(args.vae_params))  # fmt: skip
         print(json.dumps(record))
