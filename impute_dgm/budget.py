@@ -11,6 +11,11 @@ fixed size needs more data seen as the table grows, but far fewer passes over it
   budget at :data:`SMALL_TABLE_ROWS`, so training time grows far slower than the table;
 - ``early_stopping="auto"`` holds out rows and keeps the best weights.
 
+An estimator may keep its fixed epochs (and early stopping off) further than
+:data:`SMALL_TABLE_ROWS`, and let the rows seen grow by its own exponent beyond that: the
+``full_budget_rows`` and ``rows_seen_exponent`` of :func:`auto_n_epochs` and
+:func:`resolve_budget` (VAEImputer does, from measurements at 10,000 rows and a million).
+
 An estimator may also give small tables a floor in gradient steps (:func:`with_minimum_steps`):
 a table of a few hundred rows makes only a few steps an epoch, too few in 300 epochs for a
 model that has measured as under-trained there.
@@ -57,14 +62,20 @@ def auto_batch_size(n_rows: int, base_batch_size: int) -> int:
     return base_batch_size * min(2**doublings, MAX_BATCH_MULTIPLE)
 
 
-def auto_n_epochs(n_rows: int, base_n_epochs: int) -> int:
-    """``base_n_epochs`` up to :data:`SMALL_TABLE_ROWS` rows; beyond, as many epochs as make
-    ``base_n_epochs x SMALL_TABLE_ROWS x (n / SMALL_TABLE_ROWS) ** ROWS_SEEN_EXPONENT`` rows
-    seen (at least 2)."""
-    if n_rows <= SMALL_TABLE_ROWS:
+def auto_n_epochs(
+    n_rows: int,
+    base_n_epochs: int,
+    *,
+    full_budget_rows: int = SMALL_TABLE_ROWS,
+    rows_seen_exponent: float = ROWS_SEEN_EXPONENT,
+) -> int:
+    """``base_n_epochs`` up to ``full_budget_rows`` rows; beyond, as many epochs as make
+    ``base_n_epochs x full_budget_rows x (n / full_budget_rows) ** rows_seen_exponent`` rows
+    seen (at least 2), so the rows seen are continuous in ``n``."""
+    if n_rows <= full_budget_rows:
         return base_n_epochs
-    growth = (n_rows / SMALL_TABLE_ROWS) ** ROWS_SEEN_EXPONENT
-    rows_seen = base_n_epochs * SMALL_TABLE_ROWS * growth
+    growth = (n_rows / full_budget_rows) ** rows_seen_exponent
+    rows_seen = base_n_epochs * full_budget_rows * growth
     return max(2, math.ceil(rows_seen / n_rows))
 
 
@@ -76,6 +87,8 @@ def resolve_budget(
     *,
     base_n_epochs: int,
     base_batch_size: int,
+    full_budget_rows: int = SMALL_TABLE_ROWS,
+    rows_seen_exponent: float = ROWS_SEEN_EXPONENT,
 ) -> TrainingBudget:
     """The settings a fit on ``n_rows`` rows uses; ``"auto"`` values follow the rules above.
 
@@ -86,21 +99,35 @@ def resolve_budget(
     n_epochs, batch_size : int or "auto"
         As given to the estimator.
     early_stopping : bool or "auto"
-        "auto" is on for tables larger than :data:`SMALL_TABLE_ROWS` rows.
+        "auto" is on for tables larger than ``full_budget_rows`` rows.
     base_n_epochs, base_batch_size : int
         The estimator's settings for small tables.
+    full_budget_rows : int, default=SMALL_TABLE_ROWS
+        Tables up to this many rows train ``base_n_epochs`` epochs without early stopping
+        (the batch still grows beyond :data:`SMALL_TABLE_ROWS`).
+    rows_seen_exponent : float, default=ROWS_SEEN_EXPONENT
+        Beyond ``full_budget_rows``, rows seen grow like ``n ** rows_seen_exponent``.
 
     Returns
     -------
     TrainingBudget
     """
     return TrainingBudget(
-        n_epochs=auto_n_epochs(n_rows, base_n_epochs) if n_epochs == "auto" else int(n_epochs),
+        n_epochs=(
+            auto_n_epochs(
+                n_rows,
+                base_n_epochs,
+                full_budget_rows=full_budget_rows,
+                rows_seen_exponent=rows_seen_exponent,
+            )
+            if n_epochs == "auto"
+            else int(n_epochs)
+        ),
         batch_size=(
             auto_batch_size(n_rows, base_batch_size) if batch_size == "auto" else int(batch_size)
         ),
         early_stopping=(
-            n_rows > SMALL_TABLE_ROWS if early_stopping == "auto" else bool(early_stopping)
+            n_rows > full_budget_rows if early_stopping == "auto" else bool(early_stopping)
         ),
     )
 

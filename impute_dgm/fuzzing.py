@@ -453,7 +453,7 @@ def _estimators() -> dict[str, Callable[[Case], None]]:
         "VAEImputer (self-masking)": _impute(
             _tiny_vae(functools.partial(VAEImputer, missingness="self_masking"))
         ),
-        # Held-out rows and their hidden-cell error (on by default above 4,096 rows).
+        # Held-out rows and their hidden-cell error (on by default above 16,384 rows).
         "VAEImputer (early stopping)": _impute(
             _tiny_vae(functools.partial(VAEImputer, early_stopping=True, n_iter_no_change=1))
         ),

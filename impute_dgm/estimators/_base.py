@@ -16,7 +16,12 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from impute_dgm._device import draw_seed, make_generator, resolve_device, seeded_torch
-from impute_dgm.budget import TrainingBudget, resolve_budget
+from impute_dgm.budget import (
+    ROWS_SEEN_EXPONENT,
+    SMALL_TABLE_ROWS,
+    TrainingBudget,
+    resolve_budget,
+)
 from impute_dgm.training import Trainer
 
 
@@ -67,6 +72,10 @@ class TorchEstimatorMixin:
     # What n_epochs="auto" and batch_size="auto" give a small table (impute_dgm.budget).
     _base_n_epochs = 300
     _base_batch_size = 64
+    # Up to this many rows "auto" keeps the base epochs without early stopping; beyond, rows
+    # seen grow like n ** _rows_seen_exponent (impute_dgm.budget).
+    _full_budget_rows = SMALL_TABLE_ROWS
+    _rows_seen_exponent = ROWS_SEEN_EXPONENT
 
     def _build_model(self) -> torch.nn.Module:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -111,6 +120,8 @@ class TorchEstimatorMixin:
             self.early_stopping,
             base_n_epochs=self._base_n_epochs,
             base_batch_size=self._base_batch_size,
+            full_budget_rows=self._full_budget_rows,
+            rows_seen_exponent=self._rows_seen_exponent,
         )
 
     def _train(
