@@ -197,7 +197,6 @@ def _transform_against_samples(imputer, X, X_missing, samples, repeats: int) -> 
 
 def eval_samples_study(args) -> list[dict]:
     """Rows per second and RMSE of transform against n_eval_samples, one fit on breast cancer."""
-
     from impute_dgm.datasets import load_table
     from impute_dgm.missingness import ampute
 
@@ -217,7 +216,6 @@ def synthetic_eval_samples_study(args) -> list[dict]:
     rows: the table the throughput target is set on, down to the few samples a row that
     20,000 rows/s would allow on 2 cores.
     """
-
     from impute_dgm.missingness import ampute
 
     limit_threads(args.threads)
